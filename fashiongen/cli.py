@@ -1,0 +1,50 @@
+"""`fashiongen` command line: one subcommand per pipeline step, all sharing one config system.
+
+    fashiongen <command> [--config FILE] [key=value ...] [command options]
+
+Each command lives in a module exposing `add_arguments(parser)` and `run(cfg, args) -> int`; modules are
+imported only when their command runs, so `--help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from fashiongen.config import load_config
+from fashiongen.errors import FashiongenError
+
+# name -> (module, one-line help). Order = pipeline order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("fashiongen.data.prepare", "import a catalogue (Fashion-MNIST, the paper's .npy, a folder) and simulate shoppers"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fashiongen", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", default=None, help="YAML config file (default: built-in defaults)")
+        p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. recommender.epochs=3")
+        p.set_defaults(_module=module)
+        adder = getattr(importlib.import_module(module), "add_arguments", None)
+        if adder:
+            adder(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        return int(importlib.import_module(args._module).run(cfg, args) or 0)
+    except FashiongenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

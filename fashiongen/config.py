@@ -1,0 +1,226 @@
+"""One config system for the CLI and the jobs: dataclasses, a YAML file, `key=value` overrides.
+
+    cfg = load_config("configs/default.yaml", ["recommender.epochs=3", "train.num_workers=2"])
+
+Unknown keys and values of the wrong type raise `ConfigError` naming the key and what is expected.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fashiongen.errors import FashiongenError
+
+
+class ConfigError(FashiongenError, ValueError):
+    """A config file or override that cannot be applied; the message says which key and why."""
+
+
+@dataclass
+class DataConfig:
+    """Where the catalogue lives and how it is built."""
+
+    catalogue_uri: str = "lake/catalogue"
+    source: str = "fashion_mnist"  # fashion_mnist | amazon_npy | folder
+    fashion_mnist_dir: str = "/usr/share/datasets/fashion-mnist"
+    max_items: int = 0  # 0 = every image of the source
+    npy_path: str = ""
+    allow_pickle: bool = False  # the paper's .npy is a pickle: load it only when asked
+    images_dir: str = ""
+    interactions_path: str = ""
+    image_size: int = 0  # 0 = keep the source's size; else resize to image_size x image_size
+    split_seed: int = 0
+    cold_threshold: int = 5  # items with fewer training interactions are "cold"
+
+
+@dataclass
+class SimulationConfig:
+    """Simulated shoppers over an image catalogue with a hidden ground truth."""
+
+    num_users: int = 2000
+    seed: int = 0
+    min_interactions: int = 5
+    activity_sigma: float = 0.8  # log-normal spread of interactions per user (heavy tail)
+    mean_extra_interactions: float = 7.0
+    category_concentration: float = 0.3  # Dirichlet alpha over categories (small = picky)
+    style_strength: float = 2.5  # weight of the pixel-style term in the true utility
+    popularity_strength: float = 0.7  # weight of hidden item popularity (Zipf-like)
+    temperature: float = 1.0  # Gumbel noise scale: higher = noisier choices, lower AUC ceiling
+
+
+@dataclass
+class RecommenderConfig:
+    """Recommender model and its optimisation (DVBPR defaults from the paper)."""
+
+    model: str = "dvbpr"  # dvbpr | vbpr | bprmf | poprank
+    arch: str = "small"  # small (28-64 px catalogues) | cnnf (the paper's CNN-F at 224 px)
+    k: int = 50
+    lr: float = 1e-4
+    lambda_cnn: float = 1e-3
+    lambda_theta: float = 1.0
+    batch_size: int = 128
+    epochs: int = 5
+    seed: int = 0
+    top_k: int = 3
+
+
+@dataclass
+class GanConfig:
+    """Category-conditional LSGAN."""
+
+    arch: str = "small"  # small (Fashion-MNIST) | official (64x64 RGB, the paper's)
+    z_dim: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.99
+    batch_size: int = 64
+    epochs: int = 5
+    seed: int = 0
+    ema_decay: float = 0.0  # 0 = off (the paper's setting)
+    spectral_norm: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """How Ray Train runs a training: workers, devices, storage, failure handling."""
+
+    num_workers: int = 1
+    use_gpu: bool = False
+    storage_path: str = "lake/train"
+    run_name: str = ""  # empty = derived from model and catalogue, stable across reruns
+    max_failures: int = 2
+    num_to_keep: int = 2
+
+
+@dataclass
+class GenerationConfig:
+    """Preference maximisation (official defaults: R=16, T=10, Adam lr 0.05, z0 ~ N(0, 0.5^2), eta=1)."""
+
+    restarts: int = 16
+    steps: int = 10
+    lr: float = 0.05
+    init_std: float = 0.5
+    eta: float = 1.0
+    top_k: int = 3
+    bounded_latent: bool = False
+    batch_pairs: int = 64
+    mixed_precision: bool = False
+    compile: bool = False
+
+
+@dataclass
+class Config:
+    """Everything a run needs; one YAML file maps onto it section by section."""
+
+    lake_uri: str = "lake"
+    run_date: str = ""  # YYYY-MM-DD; empty = today (UTC)
+    data: DataConfig = field(default_factory=DataConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    recommender: RecommenderConfig = field(default_factory=RecommenderConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(key: str, value: Any, typ: Any) -> Any:
+    """Turn a YAML value or an override string into `typ`, or raise a ConfigError naming `key`."""
+    if isinstance(typ, types.UnionType) or typing.get_origin(typ) is typing.Union:
+        raise ConfigError(f"{key}: union types are not supported in config")
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "1", "yes", "on", "false", "0", "no", "off"}:
+            return value.lower() in {"true", "1", "yes", "on"}
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        try:
+            return int(str(value).replace("_", ""))
+        except ValueError:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+    if typ is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if typ is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key}: expected a string, got {type(value).__name__}")
+        return "" if value is None else str(value)
+    raise ConfigError(f"{key}: unsupported config type {typ!r}")
+
+
+def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
+    types_ = _field_types(type(obj))
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        if name not in types_:
+            known = ", ".join(sorted(types_))
+            raise ConfigError(f"unknown config key '{key}' (known here: {known})")
+        current = getattr(obj, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: expected a section (mapping), got {value!r}")
+            _apply(current, value, prefix=f"{key}.")
+        else:
+            setattr(obj, name, _coerce(key, value, types_[name]))
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """`a.b=c` -> {"a": {"b": "c"}}; raises ConfigError when there is no '='."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. recommender.epochs=3)")
+    key, value = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override {text!r} has an empty key part")
+    nested: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        nested = {part: nested}
+    return nested
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults, then the YAML file (if any), then each `key=value` override in order."""
+    cfg = Config()
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist (see configs/ for examples)")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {str(p)!r} must hold a mapping of sections")
+        _apply(cfg, data)
+    for item in overrides:
+        _apply(cfg, parse_override(item))
+    return cfg
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as plain nested dicts (for logging, checkpoints and Ray's train_loop_config)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Rebuild a config dataclass from `to_dict` output (unknown keys are an error)."""
+    obj = cls()
+    _apply(obj, values)
+    return obj

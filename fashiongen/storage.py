@@ -1,0 +1,174 @@
+"""Every URI the project reads or writes goes through here: local paths, `file://` and `s3://`.
+
+S3 credentials come from the standard AWS chain (environment, profile, instance role); they are never
+logged or written. `AWS_ENDPOINT_URL` (e.g. a moto server or MinIO) is honoured for every client,
+including pyarrow, which ignores that variable on its own, so we pass it as `endpoint_override`.
+"""
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from fashiongen.errors import FashiongenError
+
+
+class StorageError(FashiongenError, RuntimeError):
+    """A URI that cannot be read or written; the message names the URI and what to check."""
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def _endpoint() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """(pyarrow filesystem, path inside it) for a URI. Paths carry no scheme."""
+    if is_s3(uri):
+        kwargs: dict = {"region": _region()}
+        endpoint = _endpoint()
+        if endpoint:
+            parsed = urlparse(endpoint)
+            kwargs["endpoint_override"] = parsed.netloc or parsed.path
+            kwargs["scheme"] = parsed.scheme or "https"
+        return pafs.S3FileSystem(**kwargs), uri[len("s3://"):].rstrip("/")
+    if uri.startswith("file://"):
+        uri = uri[len("file://"):]
+    if "://" in uri:
+        raise StorageError(f"unsupported URI scheme in {uri!r}: use a local path, file:// or s3://")
+    return pafs.LocalFileSystem(), os.path.abspath(uri)
+
+
+def fsspec_filesystem(uri: str):
+    """An fsspec filesystem for the URI (for DuckDB `register_filesystem`, Polars and friends)."""
+    if is_s3(uri):
+        import s3fs
+
+        client_kwargs = {"region_name": _region()}
+        if _endpoint():
+            client_kwargs["endpoint_url"] = _endpoint()
+        return s3fs.S3FileSystem(client_kwargs=client_kwargs)
+    import fsspec
+
+    return fsspec.filesystem("file")
+
+
+def join(uri: str, *parts: str) -> str:
+    """Join path parts onto a URI with '/' (works for local paths and s3://)."""
+    out = uri.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out
+
+
+def local_path(uri: str) -> str | None:
+    """The local filesystem path of a URI, or None when it is remote."""
+    if is_s3(uri):
+        return None
+    return filesystem(uri)[1]
+
+
+def _wrap(uri: str, exc: Exception) -> StorageError:
+    hint = ("check the bucket exists, AWS credentials and AWS_ENDPOINT_URL" if is_s3(uri)
+            else "check the path exists and is writable")
+    return StorageError(f"cannot access {uri!r}: {exc.__class__.__name__}: {exc} ({hint})")
+
+
+def exists(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    try:
+        return fs.get_file_info(path).type != pafs.FileType.NotFound
+    except OSError as exc:
+        raise _wrap(uri, exc) from None
+
+
+def makedirs(uri: str) -> None:
+    fs, path = filesystem(uri)
+    try:
+        fs.create_dir(path, recursive=True)
+    except OSError as exc:
+        raise _wrap(uri, exc) from None
+
+
+def list_dir(uri: str) -> list[str]:
+    """Names directly under a URI (files and folders), sorted; empty when it does not exist."""
+    fs, path = filesystem(uri)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    except OSError as exc:
+        raise _wrap(uri, exc) from None
+    return sorted(info.base_name for info in infos)
+
+
+def delete(uri: str) -> None:
+    """Delete a file or a whole folder; a missing URI is not an error."""
+    fs, path = filesystem(uri)
+    try:
+        info = fs.get_file_info(path)
+        if info.type == pafs.FileType.Directory:
+            fs.delete_dir(path)
+        elif info.type == pafs.FileType.File:
+            fs.delete_file(path)
+    except OSError as exc:
+        raise _wrap(uri, exc) from None
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write a whole object atomically: readers see the old bytes or the new, never a partial file."""
+    fs, path = filesystem(uri)
+    try:
+        if is_s3(uri):  # a single PUT is atomic on S3
+            with fs.open_output_stream(path) as out:
+                out.write(data)
+            return
+        fs.create_dir(os.path.dirname(path), recursive=True)
+        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise _wrap(uri, exc) from None
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = filesystem(uri)
+    try:
+        with fs.open_input_stream(path) as src:
+            return src.read()
+    except FileNotFoundError:
+        raise StorageError(f"{uri!r} does not exist") from None
+    except OSError as exc:
+        raise _wrap(uri, exc) from None
+
+
+def write_table(table: pa.Table, uri: str, **parquet_kwargs) -> None:
+    """Write one Parquet file atomically (zstd by default)."""
+    buf = io.BytesIO()
+    parquet_kwargs.setdefault("compression", "zstd")
+    pq.write_table(table, buf, **parquet_kwargs)
+    write_bytes(uri, buf.getvalue())
+
+
+def read_table(uri: str, columns: list[str] | None = None) -> pa.Table:
+    """Read a Parquet file or a folder of Parquet files (Hive partitions become columns)."""
+    fs, path = filesystem(uri)
+    try:
+        return pq.read_table(path, filesystem=fs, columns=columns)
+    except FileNotFoundError:
+        raise StorageError(f"{uri!r} does not exist") from None
+    except OSError as exc:
+        raise _wrap(uri, exc) from None
