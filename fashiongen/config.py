@@ -48,10 +48,11 @@ class SimulationConfig:
     min_interactions: int = 5
     activity_sigma: float = 0.8  # log-normal spread of interactions per user (heavy tail)
     mean_extra_interactions: float = 7.0
-    category_concentration: float = 0.3  # Dirichlet alpha over categories (small = picky)
+    # Defaults tuned on Fashion-MNIST: oracle AUC ceiling ~0.89 (test split), category affinity alone ~0.77.
+    category_concentration: float = 0.6  # Dirichlet alpha over categories (small = picky)
     style_strength: float = 2.5  # weight of the pixel-style term in the true utility
-    popularity_strength: float = 0.7  # weight of hidden item popularity (Zipf-like)
-    temperature: float = 1.0  # Gumbel noise scale: higher = noisier choices, lower AUC ceiling
+    popularity_strength: float = 0.5  # Zipf exponent of hidden item popularity
+    temperature: float = 2.0  # Gumbel noise scale: higher = noisier choices, lower AUC ceiling
 
 
 @dataclass

@@ -162,6 +162,47 @@ def leave_one_out(inter: pd.DataFrame, seed: int) -> pd.Series:
     return pd.Series(np.where(rank == 1, "test", np.where(rank == 2, "validation", "train")), index=inter.index)
 
 
+def _apply_fixed_split(inter: pd.DataFrame, fixed_split: pa.Table, quarantine: Quarantine) -> pd.DataFrame:
+    """Attach a given split; users left without exactly one validation and one test interaction (their
+    held-out item was quarantined) are quarantined, as leave-one-out could not evaluate them."""
+    given = fixed_split.select(["user_id", "item_id", "split"]).to_pandas()
+    given = given.drop_duplicates(["user_id", "item_id"], keep="first")
+    inter = inter.merge(given, on=["user_id", "item_id"], how="left")
+    if inter["split"].isna().any():
+        row = inter[inter["split"].isna()].iloc[0]
+        raise CatalogueError(f"interaction {row.user_id}|{row.item_id} has no split in the fixed split")
+    bad_names = sorted(set(inter["split"]) - set(SPLITS))
+    if bad_names:
+        raise CatalogueError(f"fixed split uses {bad_names}: the only split names are {list(SPLITS)}")
+    held = inter[inter["split"] != "train"].groupby(["user_id", "split"]).size().unstack(fill_value=0)
+    held = held.reindex(columns=["validation", "test"], fill_value=0).reindex(inter["user_id"].unique(), fill_value=0)
+    bad = held[(held["validation"] != 1) | (held["test"] != 1) | ~held.index.isin(inter.loc[inter["split"] == "train", "user_id"])]
+    for user, row in bad.iterrows():
+        quarantine.add("users", user, f"fixed split leaves {row['validation']} validation and {row['test']} test "
+                       "interaction(s) and needs 1 + 1 + at least 1 train")
+    inter = inter[~inter["user_id"].isin(bad.index)]
+    if inter.empty:
+        raise CatalogueError("no user keeps one train, one validation and one test interaction in the fixed split")
+    return inter.reset_index(drop=True)
+
+
+@dataclass
+class ImportedCatalogue:
+    """What an importer hands to `write_catalogue` (items, interactions, and optionally a fixed split)."""
+
+    items: pa.Table
+    interactions: pa.Table
+    meta: dict
+    categories: list[str] | None = None
+    fixed_split: pa.Table | None = None
+    quarantine: Quarantine = field(default_factory=Quarantine)
+
+    def write(self, uri: str, *, split_seed: int = 0, cold_threshold: int = 5) -> dict:
+        return write_catalogue(uri, self.items, self.interactions, self.meta, split_seed=split_seed,
+                               cold_threshold=cold_threshold, categories=self.categories,
+                               fixed_split=self.fixed_split, quarantine=self.quarantine)
+
+
 def write_catalogue(uri: str, items: pa.Table, interactions: pa.Table, meta: dict, *, split_seed: int = 0,
                     cold_threshold: int = 5, categories: list[str] | None = None, fixed_split: pa.Table | None = None,
                     quarantine: Quarantine | None = None) -> dict:
@@ -171,11 +212,7 @@ def write_catalogue(uri: str, items: pa.Table, interactions: pa.Table, meta: dic
     items, image = validate_items(items, quarantine, categories)
     inter = validate_interactions(interactions, set(items.column("item_id").to_pylist()), quarantine)
     if fixed_split is not None:
-        given = fixed_split.select(["user_id", "item_id", "split"]).to_pandas()
-        inter = inter.merge(given, on=["user_id", "item_id"], how="left")
-        if inter["split"].isna().any():
-            row = inter[inter["split"].isna()].iloc[0]
-            raise CatalogueError(f"interaction {row.user_id}|{row.item_id} has no split in the fixed split")
+        inter = _apply_fixed_split(inter, fixed_split, quarantine)
     else:
         inter["split"] = leave_one_out(inter, split_seed)
     train = inter[inter["split"] == "train"]
