@@ -73,18 +73,23 @@ class RecommenderConfig:
 
 @dataclass
 class GanConfig:
-    """Category-conditional LSGAN."""
+    """Category-conditional LSGAN. 0 = the architecture's default (official: z 256, lr 1e-4, batch 16, 30 epochs,
+    64 px; small: z 64, lr 2e-4, batch 64, 4 epochs, the catalogue's size), so `gan.arch=official` is the paper."""
 
     arch: str = "small"  # small (Fashion-MNIST) | official (64x64 RGB, the paper's)
-    z_dim: int = 64
-    lr: float = 2e-4
+    z_dim: int = 0
+    lr: float = 0.0
     beta1: float = 0.5
     beta2: float = 0.99
-    batch_size: int = 64
-    epochs: int = 5
+    batch_size: int = 0  # per Ray worker (DDP averages gradients over workers)
+    epochs: int = 0
+    image_size: int = 0  # 0 = the architecture's size (official 64), else the catalogue's; images are resized
     seed: int = 0
-    ema_decay: float = 0.0  # 0 = off (the paper's setting)
-    spectral_norm: bool = False
+    ema_decay: float = 0.0  # 0 = off (the paper's setting); else an EMA copy of G is the saved generator
+    spectral_norm: bool = False  # spectral normalisation of D's layers (off in the paper)
+    sample_columns: int = 8  # samples per category in each epoch's grid
+    model_uri: str = ""  # where the trained generator goes; empty = <lake_uri>/models/generator.pt
+    fail_at_epoch: int = -1  # test hook: rank 0 raises once at the start of this epoch (-1 = never)
 
 
 @dataclass
@@ -109,10 +114,19 @@ class GenerationConfig:
     init_std: float = 0.5
     eta: float = 1.0
     top_k: int = 3
-    bounded_latent: bool = False
-    batch_pairs: int = 64
-    mixed_precision: bool = False
-    compile: bool = False
+    bounded_latent: bool = False  # optimise w with z = tanh(w) (the paper's U(-1,1) domain); official: unbounded
+    batch_pairs: int = 64  # (user, category) pairs optimised together; results do not depend on it
+    mixed_precision: bool = False  # bf16 autocast of the networks; z, Adam and scores stay fp32
+    compile: bool = False  # torch.compile the forward pass (G -> resize -> Phi, D)
+    early_stopping: bool = False  # freeze a pair once its mean objective rises by less than early_stop_tol in a step
+    early_stop_tol: float = 1e-3
+    invert_restarts: int = 8  # design from an item: restarts when fitting z to the item's image
+    invert_steps: int = 200
+    invert_lr: float = 0.05
+    proximity: float = 0.1  # lambda of the ||z - z_item||^2 term that keeps an item's redesign close to it
+    recommender_uri: str = ""  # empty = <lake_uri>/models/recommender.pt
+    generator_uri: str = ""  # empty = <lake_uri>/models/generator.pt
+    designs_uri: str = ""  # where `fashiongen design` writes pictures; empty = <lake_uri>/designs
 
 
 @dataclass

@@ -1,0 +1,259 @@
+"""The preference engine against the model contracts, with tiny torch models defined here."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fashiongen.config import GenerationConfig
+from fashiongen.generation.engine import (EngineError, PreferenceEngine, category_mapping, image_adapter,
+                                          initial_latents, pair_id)
+from fashiongen.models.contract import ConditionalGenerator, Recommender
+
+torch.set_num_threads(1)
+
+
+class TinyVisualRecommender(Recommender):
+    """θ_u · Φ(x) with Φ a conv + linear encoder; `image_shape` is its input (C, H, W)."""
+
+    kind = "tiny_visual"
+    visual = True
+
+    def __init__(self, num_users: int = 6, k: int = 5, image_shape=(1, 8, 8), catalogue: np.ndarray | None = None,
+                 seed: int = 0):
+        torch.manual_seed(seed)
+        c, h, w = image_shape
+        self.image_shape = image_shape
+        self.encoder = nn.Sequential(nn.Conv2d(c, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Tanh(), nn.Flatten(),
+                                     nn.Linear(4 * h * w, k)).eval()
+        self.theta = torch.randn(num_users, k)
+        self.catalogue = catalogue if catalogue is not None else torch.rand(10, c, h, w) * 2 - 1
+
+    def fit(self, catalogue, cfg, on_epoch=None) -> list[dict]:
+        return []
+
+    def score(self, users, items=None):
+        return self.theta[torch.as_tensor(users)] @ self.item_features().T
+
+    def user_vectors(self) -> torch.Tensor:
+        return self.theta
+
+    @torch.no_grad()
+    def item_features(self) -> torch.Tensor:
+        return self.encoder(self.catalogue)
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encoder(images)
+
+    def checkpoint_payload(self) -> dict[str, Any]:
+        return {"kind": self.kind, "config": {}, "state": {}, "meta": {}}
+
+    @classmethod
+    def from_payload(cls, payload):
+        return cls()
+
+
+class TinyGenerator(ConditionalGenerator):
+    """G: (z, onehot c) -> linear -> BN -> tanh images; D: linear on flattened image + category embedding."""
+
+    kind = "tiny_gan"
+
+    def __init__(self, latent_dim: int = 4, categories=("tops", "shoes", "bags"), image_shape=(1, 8, 8), seed: int = 0):
+        torch.manual_seed(seed)
+        self.latent_dim, self.categories, self.image_shape = latent_dim, list(categories), tuple(image_shape)
+        n = int(np.prod(image_shape))
+        self.g = nn.Sequential(nn.Linear(latent_dim + len(categories), n), nn.BatchNorm1d(n)).eval()
+        self.d = nn.Linear(n, 1).eval()
+        self.d_cat = nn.Embedding(len(categories), 1).eval()
+        for p in [*self.g.parameters(), *self.d.parameters(), *self.d_cat.parameters()]:
+            p.requires_grad_(False)
+        with torch.no_grad():  # non-trivial running statistics: eval-mode BN must use them
+            self.g[1].running_mean.uniform_(-0.2, 0.2)
+            self.g[1].running_var.uniform_(0.5, 1.5)
+
+    def generate(self, z, c):
+        onehot = torch.nn.functional.one_hot(c, len(self.categories)).to(z.dtype)
+        return torch.tanh(self.g(torch.cat([z, onehot], dim=1))).reshape(-1, *self.image_shape)
+
+    def discriminate(self, x, c):
+        return self.d(x.flatten(1)).squeeze(1) + self.d_cat(c).squeeze(1)
+
+    def to(self, device):
+        for m in (self.g, self.d, self.d_cat):
+            m.to(device)
+        return self
+
+    def checkpoint_payload(self):
+        return {"kind": self.kind, "config": {}, "state": {}, "meta": {}}
+
+    @classmethod
+    def from_payload(cls, payload):
+        return cls()
+
+
+ITEM_CATEGORY = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+RUN_DATE = "2024-05-01"
+
+
+def make_engine(**overrides) -> PreferenceEngine:
+    settings = GenerationConfig(**{"restarts": 5, "steps": 6, "top_k": 3, **overrides})
+    return PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings, ITEM_CATEGORY)
+
+
+def pairs(n: int = 6):
+    users = np.arange(n) % 6
+    cats = np.arange(n) % 3
+    return [pair_id(f"u{u}", f"c{c}") + f"#{i}" for i, (u, c) in enumerate(zip(users, cats))], users, cats
+
+
+def test_pair_is_deterministic_whatever_batch_it_lands_in():
+    ids, users, cats = pairs(6)
+    whole = make_engine(batch_pairs=64).optimise(ids, users, cats, RUN_DATE)
+    split = make_engine(batch_pairs=2).optimise(ids, users, cats, RUN_DATE)
+    # pair 3 alone and in a different batch position
+    alone = make_engine().optimise(ids[3:4], users[3:4], cats[3:4], RUN_DATE)
+    np.testing.assert_allclose(whole.designs["latent"], split.designs["latent"], atol=1e-5)
+    np.testing.assert_allclose(whole.designs["score"], split.designs["score"], atol=1e-5)
+    np.testing.assert_allclose(whole.designs["latent"][9:12], alone.designs["latent"], atol=1e-5)
+    assert list(whole.designs["pair_id"][9:12]) == [ids[3]] * 3
+    other_day = make_engine().optimise(ids[3:4], users[3:4], cats[3:4], "2024-05-02")
+    assert not np.allclose(other_day.designs["latent"], alone.designs["latent"])
+
+
+def test_first_step_matches_official_single_user_procedure():
+    """One Adam step of the engine equals the official loop for one user: obj = mean_R(...), Adam(lr) on z."""
+    engine = make_engine(steps=1, restarts=4, top_k=4)
+    ids, users, cats = pairs(3)
+    result = engine.optimise(ids, users, cats, RUN_DATE)
+    obj = engine.objective
+    z = initial_latents(ids[1], RUN_DATE, 4, 4, 0.5).requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=0.05)
+    u, c = torch.full((4,), users[1]), torch.full((4,), cats[1])
+    _, _, _, objective = obj(z, u, c)
+    (-objective.mean()).backward()
+    opt.step()
+    got = result.designs["latent"][result.designs["pair_id"] == ids[1]]
+    expected = z.detach().numpy()
+    for row in got:  # the engine reorders restarts by rank
+        assert np.abs(expected - row).max(axis=1).min() < 1e-5
+
+
+def test_objective_rises_over_the_steps():
+    ids, users, cats = pairs(6)
+    result = make_engine(steps=10).optimise(ids, users, cats, RUN_DATE, trajectory=True)
+    mean_objective = result.trajectory["objective"].mean(axis=(0, 2))
+    assert mean_objective.shape == (11,)
+    assert mean_objective[-1] > mean_objective[0] + 0.1
+    assert (np.diff(mean_objective) > -1e-4).sum() >= 8
+    per_pair = result.trajectory["objective"].mean(axis=2)
+    assert (per_pair[:, -1] > per_pair[:, 0]).all()
+    assert result.trajectory["image"].shape == (6, 11, 5, 8, 8, 1)
+
+
+def test_top_k_is_ordered_by_objective_and_dataset_top_is_brute_force_best():
+    engine = make_engine()
+    ids, users, cats = pairs(6)
+    res = engine.optimise(ids, users, cats, RUN_DATE)
+    objective = res.designs["objective"].reshape(6, 3)
+    assert (np.diff(objective, axis=1) <= 0).all()
+    assert (res.designs["rank"].reshape(6, 3) == np.arange(3)).all()
+    assert res.designs["image"].dtype == np.uint8 and res.designs["image"].shape == (18, 8, 8, 1)
+    rec = engine.objective.recommender
+    scores = (rec.theta @ rec.item_features().T).numpy()
+    for row, (u, c) in enumerate(zip(users, cats)):
+        members = np.flatnonzero(ITEM_CATEGORY == c)
+        best = members[np.argsort(-scores[u, members])][:3]
+        np.testing.assert_array_equal(res.pairs["dataset_top_item_idx"][row], best)
+        np.testing.assert_allclose(res.pairs["dataset_top_scores"][row], scores[u, best], rtol=1e-5)
+    np.testing.assert_allclose(res.pairs["lift"],
+                               res.designs["score"].reshape(6, 3).max(1) - res.pairs["dataset_top_scores"][:, 0],
+                               rtol=1e-5)
+
+
+def test_small_category_is_padded():
+    settings = GenerationConfig(restarts=4, steps=1, top_k=3)
+    engine = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings,
+                              np.array([0, 0, 0, 0, 1, 0, 0, 0, 0, 0]))
+    res = engine.optimise(["a"], np.array([0]), np.array([1]), RUN_DATE)
+    assert res.pairs["dataset_top_item_idx"][0].tolist() == [4, -1, -1]
+    assert np.isnan(res.pairs["dataset_top_scores"][0, 1:]).all()
+
+
+class FakeOracle:
+    def __init__(self):
+        self.calls = []
+
+    def image_preference(self, user_idx, images, category_idx):
+        return images.reshape(len(images), -1).mean(axis=1) / 255.0 + user_idx
+
+    def item_utility(self, user_idx, item_idx):
+        return np.asarray(user_idx)[:, None] * 10.0 + np.asarray(item_idx)[None, :]
+
+
+def test_oracle_scores_designs_and_retrieved_items():
+    settings = GenerationConfig(restarts=4, steps=2, top_k=2)
+    engine = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings, ITEM_CATEGORY, oracle=FakeOracle())
+    ids, users, cats = pairs(4)
+    res = engine.optimise(ids, users, cats, RUN_DATE)
+    assert res.designs["oracle_score"].shape == (8,)
+    expected = users[:, None] * 10.0 + res.pairs["dataset_top_item_idx"]
+    np.testing.assert_allclose(res.pairs["oracle_dataset_top"], expected)
+    np.testing.assert_allclose(res.pairs["oracle_best_generated"], res.designs["oracle_score"].reshape(4, 2).max(1))
+
+
+def test_options_bounded_latent_mixed_precision_early_stopping():
+    ids, users, cats = pairs(4)
+    bounded = make_engine(bounded_latent=True, steps=4).optimise(ids, users, cats, RUN_DATE)
+    assert np.abs(bounded.designs["latent"]).max() < 1.0
+    bf16 = make_engine(mixed_precision=True).optimise(ids, users, cats, RUN_DATE)
+    assert bf16.designs["latent"].dtype == np.float32 and np.isfinite(bf16.designs["score"]).all()
+    early = make_engine(early_stopping=True, early_stop_tol=1e9, steps=8).optimise(ids, users, cats, RUN_DATE)
+    assert (early.pairs["steps_run"] == 1).all()  # improvement < tol after the first step: every pair stops
+    full = make_engine(steps=8).optimise(ids, users, cats, RUN_DATE)
+    assert (full.pairs["steps_run"] == 8).all()
+
+
+def test_empty_input_gives_empty_tables():
+    res = make_engine().optimise([], np.array([], dtype=np.int64), np.array([], dtype=np.int64), RUN_DATE)
+    assert len(res.designs["pair_id"]) == 0 and res.designs["latent"].shape == (0, 4)
+    assert res.pairs["dataset_top_item_idx"].shape == (0, 3)
+
+
+def test_bad_input_is_a_clear_error():
+    engine = make_engine()
+    with pytest.raises(EngineError, match="unknown user index 99"):
+        engine.optimise(["p"], np.array([99]), np.array([0]), RUN_DATE)
+    with pytest.raises(EngineError, match="category index 7 is not one the generator knows"):
+        engine.optimise(["p"], np.array([0]), np.array([7]), RUN_DATE)
+    with pytest.raises(EngineError, match="YYYY-MM-DD"):
+        engine.optimise(["p"], np.array([0]), np.array([0]), "yesterday")
+    engine.objective.theta[2, 1] = float("nan")
+    with pytest.raises(EngineError, match="user 2's preference vector is not finite"):
+        engine.optimise(["a", "b"], np.array([0, 2]), np.array([0, 0]), RUN_DATE)
+    with pytest.raises(EngineError, match="item_category"):
+        PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), GenerationConfig(), ITEM_CATEGORY[:3])
+
+
+def test_resize_and_channel_adaptation():
+    adapt = image_adapter((3, 4, 4), (1, 8, 8))
+    x = torch.zeros(1, 3, 4, 4)
+    x[0, 1] = 1.0
+    y = adapt(x)
+    assert y.shape == (1, 1, 8, 8)
+    assert torch.allclose(y, torch.full_like(y, 0.587))
+    ramp = torch.arange(4.0).reshape(1, 1, 1, 4).expand(1, 1, 4, 4)
+    assert image_adapter((1, 4, 4), (3, 8, 8))(ramp)[0, 2, 0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    with pytest.raises(EngineError, match="channel"):
+        image_adapter((2, 4, 4), (3, 4, 4))
+    # a generator at 4x4 RGB driving an 8x8 grey recommender end to end
+    settings = GenerationConfig(restarts=3, steps=2, top_k=1)
+    engine = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(image_shape=(3, 4, 4)), settings, ITEM_CATEGORY)
+    res = engine.optimise(["p"], np.array([1]), np.array([2]), RUN_DATE)
+    assert res.designs["image"].shape == (1, 4, 4, 3)
+
+
+def test_category_mapping():
+    assert category_mapping(["shoes", "hats", "tops"], ["tops", "shoes"]).tolist() == [1, -1, 0]
