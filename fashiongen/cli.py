@@ -18,6 +18,7 @@ from fashiongen.errors import FashiongenError
 # name -> (module, one-line help). Order = pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("fashiongen.data.prepare", "import a catalogue (Fashion-MNIST, the paper's .npy, a folder) and simulate shoppers"),
+    "train-gan": ("fashiongen.training.gan_command", "train (or resume) the category-conditional LSGAN with Ray Train"),
 }
 
 

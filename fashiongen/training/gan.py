@@ -1,0 +1,269 @@
+"""Train the conditional LSGAN with Ray Train: G and D in one TorchTrainer, DDP across workers.
+
+    result = train_gan(cfg)            # -> GanTrainResult(model_uri, run_name, ...)
+
+- Data: the catalogue's items.parquet read as a Ray Dataset of (image uint8 HWC, category) rows, decoded (and
+  resized to the GAN's size) once, materialised, and streamed to each worker as its shard.
+- DDP with `broadcast_buffers=False`: D runs twice (real, fake) before one backward, and re-broadcasting BN
+  buffers on each forward would modify tensors autograd still needs. Each rank keeps its own BN statistics;
+  rank 0's are the saved ones.
+- Each epoch rank 0 reports a checkpoint (G, D, both Adam states, EMA copy, epoch) to `train.storage_path`
+  under a stable run name, writes a sample grid (one row per category) to `<lake>/gan/<run>/samples/`, and
+  prints one progress line. A rerun with the same name resumes from the latest checkpoint; worker failures
+  are retried `train.max_failures` times from it.
+- At the end the driver writes the generator in the contract format to `gan.model_uri`
+  (default `<lake>/models/generator.pt`); `load_generator(uri)` reads it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from fashiongen import storage
+from fashiongen.config import Config, GanConfig
+from fashiongen.data.contract import read_meta
+from fashiongen.data.images import decode_image, encode_png, from_tensor_range
+from fashiongen.models.contract import save_checkpoint
+from fashiongen.models.gan import ConditionalLSGAN, arch_spec, d_loss_fn, ema_update, g_loss_fn, one_hot
+
+STATE_FILE = "gan_state.pt"
+
+
+@dataclass
+class GanTrainResult:
+    """What a training run produced."""
+
+    model_uri: str
+    model_version: str
+    run_name: str
+    run_path: str
+    epochs: int
+    metrics: dict[str, Any]  # last reported epoch metrics
+    samples_uri: str  # the last epoch's sample grid
+
+
+def resolve_settings(gan: GanConfig, meta: dict) -> dict[str, Any]:
+    """Concrete GAN settings: config values, the architecture's defaults where the config says 0, and the
+    image shape and categories of the catalogue."""
+    spec = arch_spec(gan.arch)
+    image = meta["image"]
+    channels = 3 if image["mode"] == "RGB" else 1
+    size = gan.image_size or spec.image_size or image["height"]
+    return {
+        "arch": gan.arch, "z_dim": gan.z_dim or spec.z_dim, "lr": gan.lr or spec.lr, "beta1": gan.beta1,
+        "beta2": gan.beta2, "batch_size": gan.batch_size or spec.batch_size, "epochs": gan.epochs or spec.epochs,
+        "seed": gan.seed, "ema_decay": gan.ema_decay, "spectral_norm": gan.spectral_norm,
+        "sample_columns": gan.sample_columns, "fail_at_epoch": gan.fail_at_epoch,
+        "categories": list(meta["categories"]), "image_shape": [channels, size, size],
+        "source_size": [image["width"], image["height"]], "mode": image["mode"],
+    }
+
+
+def model_config(settings: dict[str, Any]) -> dict[str, Any]:
+    """The `ConditionalLSGAN` constructor arguments within the settings."""
+    return {k: settings[k] for k in ("arch", "z_dim", "categories", "image_shape", "spectral_norm")}
+
+
+def default_run_name(catalogue_uri: str, settings: dict[str, Any]) -> str:
+    """Stable across reruns of the same catalogue and network shape, so a rerun resumes the run."""
+    key = repr((catalogue_uri.rstrip("/"), model_config(settings)))
+    return f"gan-{settings['arch']}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def sample_grid(model: ConditionalLSGAN, z: torch.Tensor) -> np.ndarray:
+    """uint8 (rows*H, cols*W, C) grid: one row per category, one column per latent in `z` (cols, z_dim)."""
+    cats = len(model.categories)
+    cols = z.shape[0]
+    with torch.no_grad():
+        images = model.generate(z.repeat(cats, 1).to(model.device),
+                                torch.arange(cats, device=model.device).repeat_interleave(cols))
+    arr = from_tensor_range(images.cpu().numpy())  # (cats*cols, H, W, C)
+    _, h, w, c = arr.shape
+    return arr.reshape(cats, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(cats * h, cols * w, c)
+
+
+def _decode_batch(batch: dict[str, np.ndarray], categories: list[str], mode: str,
+                  size: tuple[int, int] | None) -> dict[str, np.ndarray]:
+    index = {c: k for k, c in enumerate(categories)}
+    images = np.stack([decode_image(data, mode, size) for data in batch["image_png"]])
+    return {"image": images, "category": np.array([index[c] for c in batch["category"]], dtype=np.int64)}
+
+
+def catalogue_dataset(catalogue_uri: str, settings: dict[str, Any]):
+    """Ray Dataset of {"image": uint8 (H, W, C), "category": int64} rows, decoded once and materialised."""
+    import ray.data
+
+    fs, path = storage.filesystem(storage.join(catalogue_uri, "items.parquet"))
+    _, size, _ = settings["image_shape"]
+    resize = None if tuple(settings["source_size"]) == (size, size) else (size, size)
+    ds = ray.data.read_parquet(path, filesystem=fs, columns=["image_png", "category"])
+    ds = ds.map_batches(_decode_batch, batch_size=4096, batch_format="numpy",
+                        fn_kwargs={"categories": settings["categories"], "mode": settings["mode"], "size": resize})
+    return ds.materialize()
+
+
+def _save_state(directory: str, epoch: int, G, D, opt_g, opt_d, ema) -> None:
+    torch.save({"epoch": epoch, "generator": G.state_dict(), "discriminator": D.state_dict(),
+                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                "ema": ema.state_dict() if ema is not None else {}}, os.path.join(directory, STATE_FILE))
+
+
+def _load_state(directory: str) -> dict[str, Any]:
+    return torch.load(os.path.join(directory, STATE_FILE), map_location="cpu", weights_only=True)
+
+
+def _inject_failure(settings: dict[str, Any], output_uri: str, epoch: int) -> None:
+    """Test hook: raise once at the configured epoch; a marker under the run's output makes it once only."""
+    if settings["fail_at_epoch"] != epoch:
+        return
+    marker = storage.join(output_uri, f"_injected_failure_epoch_{epoch}")
+    if storage.exists(marker):
+        return
+    storage.write_bytes(marker, b"")
+    raise RuntimeError(f"injected failure at epoch {epoch} (gan.fail_at_epoch)")
+
+
+def train_loop(config: dict[str, Any]) -> None:
+    """Ray Train worker function: one D step then one G step per batch (the official order), per epoch a report."""
+    import copy
+
+    import ray.train
+    import torch.distributed as dist
+    from ray.train.torch import get_device, prepare_model
+
+    settings, output_uri = config["settings"], config["output_uri"]
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.manual_seed(settings["seed"] * 1000 + rank)
+    device = get_device()
+    net = ConditionalLSGAN(**model_config(settings))
+    G_net, D_net = net.generator.to(device), net.discriminator.to(device)
+    ema = copy.deepcopy(G_net).eval().requires_grad_(False) if settings["ema_decay"] > 0 else None
+    betas = (settings["beta1"], settings["beta2"])
+    opt_g = torch.optim.Adam(G_net.parameters(), lr=settings["lr"], betas=betas)
+    opt_d = torch.optim.Adam(D_net.parameters(), lr=settings["lr"], betas=betas)
+    start = 0
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as directory:
+            state = _load_state(directory)
+        G_net.load_state_dict(state["generator"])
+        D_net.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"] or G_net.state_dict())
+        start = state["epoch"] + 1
+    ddp = {"broadcast_buffers": False}
+    G = prepare_model(G_net, parallel_strategy_kwargs=ddp)
+    D = prepare_model(D_net, parallel_strategy_kwargs=ddp)
+    num_cats, z_dim, batch_size = len(settings["categories"]), settings["z_dim"], settings["batch_size"]
+    sample_z = torch.randn(settings["sample_columns"], z_dim, generator=torch.Generator().manual_seed(settings["seed"]))
+    shard = ray.train.get_dataset_shard("train")
+    for epoch in range(start, settings["epochs"]):
+        if rank == 0:
+            _inject_failure(settings, output_uri, epoch)
+        G.train()
+        D.train()
+        began = time.perf_counter()
+        totals = torch.zeros(3, dtype=torch.float64)  # images, d_loss * batches, g_loss * batches
+        steps = 0
+        for batch in shard.iter_torch_batches(batch_size=batch_size, drop_last=True, device=device,
+                                              local_shuffle_buffer_size=max(8 * batch_size, 2048),
+                                              local_shuffle_seed=settings["seed"] * 1000 + epoch * 10 + rank):
+            x = batch["image"].permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+            y = one_hot(batch["category"], num_cats)
+            z = torch.randn(x.shape[0], z_dim, device=device)
+            fake = G(z, y)
+            d_loss = d_loss_fn(D(x, y), D(fake.detach(), y))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            g_loss = g_loss_fn(D(fake, y))
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            if ema is not None:
+                ema_update(ema, G_net, settings["ema_decay"])
+            totals += torch.tensor([x.shape[0], d_loss.item(), g_loss.item()], dtype=torch.float64)
+            steps += 1
+        steps_all = torch.tensor([float(steps)], dtype=torch.float64)
+        if world > 1 and dist.is_initialized():
+            dist.all_reduce(totals)
+            dist.all_reduce(steps_all)
+        seconds = time.perf_counter() - began
+        metrics = {"epoch": epoch, "start_epoch": start, "d_loss": float(totals[1] / max(steps_all.item(), 1)),
+                   "g_loss": float(totals[2] / max(steps_all.item(), 1)), "images": int(totals[0]),
+                   "images_per_s": float(totals[0] / max(seconds, 1e-9)), "seconds": seconds}
+        with tempfile.TemporaryDirectory() as directory:
+            report_checkpoint = None
+            if rank == 0:
+                _save_state(directory, epoch, G_net, D_net, opt_g, opt_d, ema)
+                sampler = ConditionalLSGAN.from_networks(model_config(settings), ema if ema is not None else G_net,
+                                                         D_net)
+                grid_uri = storage.join(output_uri, "samples", f"epoch_{epoch:03d}.png")
+                storage.write_bytes(grid_uri, encode_png(sample_grid(sampler, sample_z)))
+                metrics["samples_uri"] = grid_uri
+                print(f"[gan] epoch {epoch + 1}/{settings['epochs']} d_loss={metrics['d_loss']:.4f} "
+                      f"g_loss={metrics['g_loss']:.4f} images/s={metrics['images_per_s']:.0f} "
+                      f"({seconds:.0f}s, {world} worker(s)) samples={grid_uri}", flush=True)
+                report_checkpoint = ray.train.Checkpoint.from_directory(directory)
+            ray.train.report(metrics, checkpoint=report_checkpoint)
+
+
+def _run_config(cfg: Config, run_name: str):
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig
+
+    storage_uri = cfg.train.storage_path
+    kwargs: dict[str, Any] = {}
+    if storage.is_s3(storage_uri):
+        kwargs["storage_filesystem"], storage_uri = storage.filesystem(storage_uri)
+    else:
+        storage_uri = storage.filesystem(storage_uri)[1]
+    return RunConfig(name=run_name, storage_path=storage_uri,
+                     checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.num_to_keep),
+                     failure_config=FailureConfig(max_failures=cfg.train.max_failures), **kwargs)
+
+
+def train_gan(cfg: Config, catalogue_uri: str | None = None) -> GanTrainResult:
+    """Train (or resume) the GAN on a catalogue through Ray Train; write the generator to `gan.model_uri`."""
+    from ray.train import ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    catalogue_uri = catalogue_uri or cfg.data.catalogue_uri
+    settings = resolve_settings(cfg.gan, read_meta(catalogue_uri))
+    run_name = cfg.train.run_name or default_run_name(catalogue_uri, settings)
+    output_uri = storage.join(cfg.lake_uri, "gan", run_name)
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={"settings": settings, "output_uri": output_uri},
+        datasets={"train": catalogue_dataset(catalogue_uri, settings)},
+        scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu),
+        run_config=_run_config(cfg, run_name),
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"GAN run {run_name!r} finished without a checkpoint")
+    with result.checkpoint.as_directory() as directory:
+        state = _load_state(directory)
+    model = ConditionalLSGAN(**model_config(settings))
+    model.generator.load_state_dict(state["ema"] or state["generator"])
+    model.discriminator.load_state_dict(state["discriminator"])
+    model.eval()
+    model_uri = cfg.gan.model_uri or storage.join(cfg.lake_uri, "models", "generator.pt")
+    payload = model.checkpoint_payload()
+    payload["meta"] = {"run_name": run_name, "epochs_trained": state["epoch"] + 1, "catalogue_uri": catalogue_uri,
+                       "ema": bool(state["ema"]), "settings": settings}
+    version = save_checkpoint(model_uri, payload)
+    metrics = dict(result.metrics or {})
+    samples_uri = metrics.get("samples_uri") or storage.join(output_uri, "samples", f"epoch_{state['epoch']:03d}.png")
+    return GanTrainResult(model_uri=model_uri, model_version=version, run_name=run_name,
+                          run_path=str(result.path), epochs=state["epoch"] + 1, metrics=metrics,
+                          samples_uri=samples_uri)
