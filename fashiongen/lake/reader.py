@@ -1,0 +1,165 @@
+"""Read the designs lake: only committed runs (those with a `_SUCCESS` manifest) are ever listed or read.
+
+    read_run(lake_uri)                          latest complete run as a pyarrow Table
+    read_run(lake_uri, "2026-08-20", category="Dress")
+    designs_for_user(lake_uri, "u42")           one user's designs of the latest complete run
+    con = duckdb_connect(lake_uri); con.sql("SELECT category, avg(lift) FROM designs GROUP BY 1")
+    pl.scan_parquet(complete_run_files(lake_uri), hive_partitioning=True, storage_options=polars_storage_options())
+
+Readers use the manifest's file list, not a folder listing, so files of a run still being written (or a stray
+file) are never read. Credentials come from the AWS environment and are never logged or returned in messages.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from fashiongen import storage
+from fashiongen.lake.layout import (DESIGNS_SCHEMA, LakeError, designs_uri, manifest_uri, run_uri,
+                                    validate_run_date)
+
+MANIFEST_KEYS = ("run_date", "model_version", "rows", "pairs", "files", "created_at", "fashiongen_version",
+                 "config_digest")
+
+
+def list_complete_runs(lake_uri: str) -> list[str]:
+    """Run dates (YYYY-MM-DD, ascending) whose manifest exists; partial runs are never listed."""
+    dates = []
+    for name in storage.list_dir(designs_uri(lake_uri)):
+        if not name.startswith("run_date="):
+            continue
+        date = name[len("run_date="):]
+        try:
+            validate_run_date(date)
+        except LakeError:
+            continue  # a foreign folder is not a run
+        if storage.exists(manifest_uri(lake_uri, date)):
+            dates.append(date)
+    return sorted(dates)
+
+
+def latest_complete_run(lake_uri: str) -> str | None:
+    runs = list_complete_runs(lake_uri)
+    return runs[-1] if runs else None
+
+
+def read_manifest(lake_uri: str, run_date: str) -> dict:
+    """The manifest of a complete run; LakeError when the run is not committed or the manifest is unreadable."""
+    uri = manifest_uri(lake_uri, run_date)
+    if not storage.exists(uri):
+        raise LakeError(f"run {run_date} in {lake_uri!r} is not complete (no {uri}); list complete runs with "
+                        "list_complete_runs() or finish the run with the generate job")
+    try:
+        manifest = json.loads(storage.read_bytes(uri))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LakeError(f"manifest {uri} is not valid JSON ({exc}); rerun that date with force=true") from None
+    missing = [k for k in MANIFEST_KEYS if k not in manifest]
+    if missing or manifest.get("run_date") != run_date:
+        raise LakeError(f"manifest {uri} lacks {missing or 'the matching run_date'}; rerun that date with force=true")
+    return manifest
+
+
+def _resolve_date(lake_uri: str, run_date: str | None) -> str:
+    if run_date:
+        return validate_run_date(run_date)
+    latest = latest_complete_run(lake_uri)
+    if latest is None:
+        raise LakeError(f"no complete designs run in {lake_uri!r}: run the generate job first")
+    return latest
+
+
+def complete_run_files(lake_uri: str, run_dates: Sequence[str] | None = None) -> list[str]:
+    """Full URIs (s3://… or local paths) of every committed file of the given (default: all complete) runs."""
+    dates = list(run_dates) if run_dates is not None else list_complete_runs(lake_uri)
+    files = []
+    for date in dates:
+        base = run_uri(lake_uri, date)
+        files += [storage.join(base, name) for name in read_manifest(lake_uri, date)["files"]]
+    if not storage.is_s3(lake_uri):
+        files = [storage.local_path(f) for f in files]
+    return files
+
+
+def read_run(lake_uri: str, run_date: str | None = None, *, user_id: str | Sequence[str] | None = None,
+             category: str | Sequence[str] | None = None, columns: list[str] | None = None) -> pa.Table:
+    """One complete run (default: the latest) as a Table with DESIGNS_SCHEMA, optionally filtered."""
+    date = _resolve_date(lake_uri, run_date)
+    manifest = read_manifest(lake_uri, date)
+    fs, base = storage.filesystem(run_uri(lake_uri, date))
+    paths = [f"{base}/{name}" for name in manifest["files"]]
+    unknown = sorted(set(columns or []) - set(DESIGNS_SCHEMA.names))
+    if unknown:
+        raise LakeError(f"unknown designs columns {unknown}; known: {DESIGNS_SCHEMA.names}")
+    expr = None
+    for name, wanted in (("user_id", user_id), ("category", category)):
+        if wanted is None:
+            continue
+        values = [wanted] if isinstance(wanted, str) else list(wanted)
+        term = pc.field(name).isin(values)
+        expr = term if expr is None else expr & term
+    try:
+        dataset = ds.dataset(paths, schema=DESIGNS_SCHEMA, format="parquet", filesystem=fs)
+        return dataset.to_table(columns=columns, filter=expr)
+    except OSError as exc:
+        raise storage.StorageError(f"cannot read run {date} in {lake_uri!r}: {exc} (check the lake URI and "
+                                   "credentials; if files are missing rerun that date with force=true)") from None
+
+
+def designs_for_user(lake_uri: str, user_id: str, run_date: str | None = None) -> pa.Table:
+    """Every design of one user in one complete run (default: latest), sorted by category then rank."""
+    table = read_run(lake_uri, run_date, user_id=user_id)
+    return table.sort_by([("category", "ascending"), ("rank", "ascending")])
+
+
+def duckdb_connect(lake_uri: str, view: str = "designs"):
+    """A DuckDB connection that can read the lake, with a view `view` over every complete run.
+
+    S3 goes through fsspec (`register_filesystem(s3fs)`, works offline and with AWS_ENDPOINT_URL); `run_date`
+    is read as the Hive partition, declared VARCHAR. With no complete run the view is empty but typed."""
+    import duckdb
+
+    _identifier(view)
+    con = duckdb.connect()
+    if storage.is_s3(lake_uri):
+        con.register_filesystem(storage.fsspec_filesystem(lake_uri))
+    files = complete_run_files(lake_uri)
+    if files:
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet({_sql_list(files)}, "
+                    "hive_partitioning=true, hive_types={'run_date': 'VARCHAR'}, union_by_name=true)")
+    else:
+        con.register(view, DESIGNS_SCHEMA.empty_table())
+    return con
+
+
+def _identifier(name: str) -> str:
+    if not name.isidentifier():
+        raise LakeError(f"view name {name!r} must be a plain identifier (letters, digits, underscore)")
+    return name
+
+
+def _sql_list(items: list[str]) -> str:
+    return "[" + ", ".join("'" + item.replace("'", "''") + "'" for item in items) + "]"
+
+
+def polars_storage_options() -> dict[str, str]:
+    """Polars/object_store `storage_options` from the standard AWS environment (empty keys are left out).
+
+    Holds secrets: pass it to Polars, never log or print it."""
+    env = os.environ
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    options = {
+        "aws_access_key_id": env.get("AWS_ACCESS_KEY_ID"),
+        "aws_secret_access_key": env.get("AWS_SECRET_ACCESS_KEY"),
+        "aws_session_token": env.get("AWS_SESSION_TOKEN"),
+        "aws_region": region,
+        "aws_endpoint_url": endpoint,
+    }
+    if endpoint and endpoint.startswith("http://"):
+        options["aws_allow_http"] = "true"
+    return {k: v for k, v in options.items() if v}
