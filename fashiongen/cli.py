@@ -19,6 +19,7 @@ from fashiongen.errors import FashiongenError
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("fashiongen.data.prepare", "import a catalogue (Fashion-MNIST, the paper's .npy, a folder) and simulate shoppers"),
     "train-gan": ("fashiongen.training.gan_command", "train (or resume) the category-conditional LSGAN with Ray Train"),
+    "design": ("fashiongen.generation.design", "design for one user and write pictures: catalogue top-k vs generated, optimisation steps"),
 }
 
 

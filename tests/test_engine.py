@@ -11,22 +11,23 @@ from torch import nn
 from fashiongen.config import GenerationConfig
 from fashiongen.generation.engine import (EngineError, PreferenceEngine, category_mapping, image_adapter,
                                           initial_latents, pair_id)
-from fashiongen.models.contract import ConditionalGenerator, Recommender
+from fashiongen.models.contract import ConditionalGenerator, Recommender, register_recommender
 
 torch.set_num_threads(1)
 
 
+@register_recommender
 class TinyVisualRecommender(Recommender):
-    """θ_u · Φ(x) with Φ a conv + linear encoder; `image_shape` is its input (C, H, W)."""
+    """θ_u · Φ(x) with Φ a conv + linear encoder; `image_shape` is its input (C, H, W); `catalogue` its item images."""
 
     kind = "tiny_visual"
     visual = True
 
-    def __init__(self, num_users: int = 6, k: int = 5, image_shape=(1, 8, 8), catalogue: np.ndarray | None = None,
+    def __init__(self, num_users: int = 6, k: int = 5, image_shape=(1, 8, 8), catalogue: torch.Tensor | None = None,
                  seed: int = 0):
         torch.manual_seed(seed)
         c, h, w = image_shape
-        self.image_shape = image_shape
+        self.image_shape = tuple(image_shape)
         self.encoder = nn.Sequential(nn.Conv2d(c, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Tanh(), nn.Flatten(),
                                      nn.Linear(4 * h * w, k)).eval()
         self.theta = torch.randn(num_users, k)
@@ -49,11 +50,18 @@ class TinyVisualRecommender(Recommender):
         return self.encoder(images)
 
     def checkpoint_payload(self) -> dict[str, Any]:
-        return {"kind": self.kind, "config": {}, "state": {}, "meta": {}}
+        return {"kind": self.kind, "config": {"num_users": len(self.theta), "k": self.theta.shape[1],
+                                              "image_shape": list(self.image_shape)},
+                "state": {"encoder": self.encoder.state_dict(), "theta": self.theta, "catalogue": self.catalogue},
+                "meta": {}}
 
     @classmethod
     def from_payload(cls, payload):
-        return cls()
+        cfg, state = payload["config"], payload["state"]
+        model = cls(cfg["num_users"], cfg["k"], tuple(cfg["image_shape"]), state["catalogue"])
+        model.encoder.load_state_dict(state["encoder"])
+        model.theta = state["theta"]
+        return model
 
 
 class TinyGenerator(ConditionalGenerator):
@@ -253,6 +261,14 @@ def test_resize_and_channel_adaptation():
     engine = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(image_shape=(3, 4, 4)), settings, ITEM_CATEGORY)
     res = engine.optimise(["p"], np.array([1]), np.array([2]), RUN_DATE)
     assert res.designs["image"].shape == (1, 4, 4, 3)
+
+
+def test_engine_freezes_its_models():
+    generator = TinyGenerator()
+    generator.g.train().requires_grad_(True)
+    make = PreferenceEngine(TinyVisualRecommender(), generator, GenerationConfig(steps=1), ITEM_CATEGORY)
+    assert not generator.g.training and not any(p.requires_grad for p in generator.g.parameters())
+    assert make.objective.recommender.encoder.training is False
 
 
 def test_category_mapping():

@@ -116,8 +116,18 @@ def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
+def freeze(model: object) -> None:
+    """Eval mode and no parameter gradients for every torch module a model object holds: BatchNorm uses its
+    running statistics (samples stay independent) and backward computes gradients for the latents only."""
+    for value in vars(model).values():
+        if isinstance(value, torch.nn.Module):
+            value.eval()
+            value.requires_grad_(False)
+
+
 class DesignObjective:
-    """θ_u · Φ(G(z, c)) and D(G(z, c), c) for a batch of latents, shared by the engine and item redesign."""
+    """θ_u · Φ(G(z, c)) and D(G(z, c), c) for a batch of latents, shared by the engine and item redesign.
+    Freezes both models (see `freeze`)."""
 
     def __init__(self, recommender: Recommender, generator: ConditionalGenerator, settings: GenerationConfig,
                  device: torch.device | str = "cpu"):
@@ -130,6 +140,8 @@ class DesignObjective:
         mover = getattr(recommender, "to", None)
         if callable(mover):
             mover(self.device)
+        freeze(recommender)
+        freeze(generator)
         self.settings = settings
         self.theta = recommender.user_vectors().detach().to(self.device, torch.float32)
         target = tuple(getattr(recommender, "image_shape", None) or generator.image_shape)
