@@ -273,3 +273,18 @@ def test_engine_freezes_its_models():
 
 def test_category_mapping():
     assert category_mapping(["shoes", "hats", "tops"], ["tops", "shoes"]).tolist() == [1, -1, 0]
+
+
+def test_gpu_benchmark_smoke_mode_runs_on_cpu(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "engine_gpu.py"
+    spec = importlib.util.spec_from_file_location("engine_gpu_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--smoke", "--device", "cpu", "--batches", "4", "--compile-backend", "aot_eager"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("4 ")]
+    assert {(r[2], r[3]) for r in rows} == {("fp32", "eager"), ("fp32", "aot_eager"), ("bf16", "eager"),
+                                            ("bf16", "aot_eager")}
+    assert all(float(r[5]) > 0 and float(r[6]) > 0 for r in rows)  # pairs/s and GFLOP/step
