@@ -197,7 +197,7 @@ class FakeOracle:
     def image_preference(self, user_idx, images, category_idx):
         return images.reshape(len(images), -1).mean(axis=1) / 255.0 + user_idx
 
-    def item_utility(self, user_idx, item_idx):
+    def taste_logit(self, user_idx, item_idx):
         return np.asarray(user_idx)[:, None] * 10.0 + np.asarray(item_idx)[None, :]
 
 
@@ -288,3 +288,31 @@ def test_gpu_benchmark_smoke_mode_runs_on_cpu(capsys):
     assert {(r[2], r[3]) for r in rows} == {("fp32", "eager"), ("fp32", "aot_eager"), ("bf16", "eager"),
                                             ("bf16", "aot_eager")}
     assert all(float(r[5]) > 0 and float(r[6]) > 0 for r in rows)  # pairs/s and GFLOP/step
+
+
+def test_integration_with_the_real_dvbpr_and_lsgan():
+    """The project's small DVBPR (28x28 grey) driven by the small LSGAN at 16x16: nearest resize in between."""
+    from fashiongen.models.dvbpr import DVBPR
+    from fashiongen.models.gan import ConditionalLSGAN
+
+    torch.manual_seed(0)
+    recommender = DVBPR(num_users=4, num_items=12, k=8, arch="small", image_shape=(1, 28, 28))
+    recommender.index_catalogue(np.random.default_rng(0).integers(0, 255, (12, 28, 28, 1), dtype=np.uint8))
+    generator = ConditionalLSGAN("small", 8, ["a", "b"], (1, 16, 16))
+    generator.generator.train()  # the engine must put BatchNorm in eval mode itself
+    settings = GenerationConfig(restarts=4, steps=5, top_k=2, lr=0.1)
+    item_category = np.arange(12) % 2
+    ids, users, cats = ["p0", "p1", "p2"], np.array([0, 1, 3]), np.array([0, 1, 1])
+    engine = PreferenceEngine(recommender, generator, settings, item_category)
+    result = engine.optimise(ids, users, cats, RUN_DATE, trajectory=True)
+    objective = result.trajectory["objective"].mean(axis=2)
+    assert (objective[:, -1] > objective[:, 0]).all()
+    assert result.designs["image"].shape == (6, 16, 16, 1)
+    one = PreferenceEngine(recommender, generator, GenerationConfig(restarts=4, steps=5, top_k=2, lr=0.1,
+                                                                    batch_pairs=1), item_category)
+    np.testing.assert_allclose(one.optimise(ids, users, cats, RUN_DATE).designs["latent"], result.designs["latent"],
+                               atol=1e-5)
+    scores = recommender.score(users).numpy()
+    for row, (u, c) in enumerate(zip(users, cats)):
+        members = np.flatnonzero(item_category == c)
+        assert result.pairs["dataset_top_item_idx"][row].tolist() == members[np.argsort(-scores[row, members])][:2].tolist()

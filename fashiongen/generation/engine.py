@@ -52,9 +52,11 @@ class EngineError(FashiongenError, ValueError):
 
 
 class PreferenceOracle(Protocol):
-    """What the engine needs of a simulated catalogue's ground truth (`fashiongen.data.oracle.GroundTruth`)."""
+    """What the engine needs of a simulated catalogue's ground truth (`fashiongen.data.oracle.GroundTruth`):
+    `taste_logit` of catalogue items is `image_preference` of their images (no hidden popularity), so the
+    designs and the retrieved items are judged on the same scale."""
 
-    def item_utility(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray: ...
+    def taste_logit(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray: ...
 
     def image_preference(self, user_idx: np.ndarray, images: np.ndarray, category_idx: np.ndarray) -> np.ndarray: ...
 
@@ -170,7 +172,8 @@ class DesignObjective:
 @dataclass
 class EngineResult:
     """Designs (one row per pair and rank), pairs (one row per pair), and the per-step trajectory if asked:
-    trajectory["image"] (P, T+1, R, H, W, C) uint8, trajectory["score"] / ["objective"] (P, T+1, R)."""
+    trajectory["image"] (P, T+1, R, H, W, C) uint8, ["score"] / ["objective"] (P, T+1, R), ["step"] (P, T+1);
+    with early stopping T+1 is the steps actually run (a stopped pair repeats its last z)."""
 
     designs: dict[str, np.ndarray]
     pairs: dict[str, np.ndarray]
@@ -235,7 +238,10 @@ class PreferenceEngine:
                   for s in range(0, len(pair_ids), self.settings.batch_pairs)]
         if not chunks:
             chunks = [self._optimise_chunk([], user_idx, category_idx, run_date, trajectory)]
-        merge = lambda part: {k: np.concatenate([getattr(c, part)[k] for c in chunks]) for k in getattr(chunks[0], part)}  # noqa: E731
+
+        def merge(part: str) -> dict[str, np.ndarray]:
+            return {key: np.concatenate([getattr(c, part)[key] for c in chunks]) for key in getattr(chunks[0], part)}
+
         return EngineResult(designs=merge("designs"), pairs=merge("pairs"),
                             trajectory=merge("trajectory") if trajectory else None)
 
@@ -297,11 +303,14 @@ class PreferenceEngine:
             previous = pair_objective.detach()
             optimiser.zero_grad(set_to_none=True)
             (-pair_objective.sum()).backward()
-            frozen_w = w.detach().clone()
-            optimiser.step()
-            with torch.no_grad():
-                keep = (~active).repeat_interleave(n_restarts)
-                w[keep] = frozen_w[keep]
+            if s.early_stopping:
+                frozen_w = w.detach().clone()
+                optimiser.step()
+                with torch.no_grad():
+                    keep = (~active).repeat_interleave(n_restarts)
+                    w[keep] = frozen_w[keep]
+            else:
+                optimiser.step()
             steps_run += active.long()
 
         with torch.no_grad():
@@ -361,5 +370,5 @@ class PreferenceEngine:
         for row, (user, items) in enumerate(zip(pairs["user_idx"], pairs["dataset_top_item_idx"])):
             valid = items >= 0
             if valid.any():
-                truth[row, valid] = np.asarray(self.oracle.item_utility(np.array([user]), items[valid])).reshape(-1)
+                truth[row, valid] = np.asarray(self.oracle.taste_logit(np.array([user]), items[valid])).reshape(-1)
         pairs["oracle_dataset_top"] = truth
