@@ -19,7 +19,9 @@ from fashiongen.errors import FashiongenError
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("fashiongen.data.prepare", "import a catalogue (Fashion-MNIST, the paper's .npy, a folder) and simulate shoppers"),
     "train-gan": ("fashiongen.training.gan_command", "train (or resume) the category-conditional LSGAN with Ray Train"),
+    "generate": ("fashiongen.generation.generate_command", "design for every (user, category) pair with Ray Data and publish the run to the lake"),
     "design": ("fashiongen.generation.design", "design for one user and write pictures: catalogue top-k vs generated, optimisation steps"),
+    "lake": ("fashiongen.lake.command", "read the designs lake: complete runs, one user's designs, a contact sheet"),
 }
 
 

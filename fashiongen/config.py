@@ -65,16 +65,25 @@ class RecommenderConfig:
     lr: float = 1e-4
     lambda_cnn: float = 1e-3
     lambda_theta: float = 1.0
-    batch_size: int = 128
+    batch_size: int = 128  # per Ray worker; the loss is a sum over the global batch (see training/recommender.py)
     epochs: int = 5
     seed: int = 0
-    top_k: int = 3
+    top_k: int = 3  # export: real items per (user, category)
+    dropout: float = 0.5  # on the CNN's hidden fc layers while training (the paper's keep_prob 0.5)
+    model_uri: str = ""  # where training writes the model; empty = <lake_uri>/models/recommender/<model>.pt
+    eval_users: int = 500  # users in the per-epoch sampled-100 validation AUC (0 = all)
+    # Baselines (BPR-MF, VBPR): in-process Adam on the batch-mean BPR loss with L2 on the batch's rows.
+    baseline_epochs: int = 20
+    baseline_lr: float = 0.01
+    baseline_reg: float = 1e-4
+    classifier_epochs: int = 2  # VBPR's visual features: the category classifier's training epochs
+    fail_at_epoch: int = -1  # test hook: rank 0 raises once at the start of this epoch (-1 = never)
 
 
 @dataclass
 class GanConfig:
     """Category-conditional LSGAN. 0 = the architecture's default (official: z 256, lr 1e-4, batch 16, 30 epochs,
-    64 px; small: z 64, lr 2e-4, batch 64, 4 epochs, the catalogue's size), so `gan.arch=official` is the paper."""
+    64 px; small: z 64, lr 2e-4, batch 64, 3 epochs, the catalogue's size), so `gan.arch=official` is the paper."""
 
     arch: str = "small"  # small (Fashion-MNIST) | official (64x64 RGB, the paper's)
     z_dim: int = 0
@@ -127,6 +136,16 @@ class GenerationConfig:
     recommender_uri: str = ""  # empty = <lake_uri>/models/recommender.pt
     generator_uri: str = ""  # empty = <lake_uri>/models/generator.pt
     designs_uri: str = ""  # where `fashiongen design` writes pictures; empty = <lake_uri>/designs
+    # The Ray Data job (`fashiongen generate`):
+    users_uri: str = ""  # Parquet/CSV with user_id: design only these users (empty = all users)
+    pairs_uri: str = ""  # Parquet/CSV with user_id, category: design exactly these pairs
+    incremental: bool = False  # only users whose preference vector changed since the last published run
+    actors: int = 0  # actor pool size; 0 = one per GPU when the cluster has GPUs, else 1 CPU actor
+    use_gpu: bool = True  # use the cluster's GPUs when it has some
+    rows_per_file: int = 50000  # target rows per Parquet file of the designs table
+    pairs_per_block: int = 1024  # pairs per input block: the unit of work an actor takes and a crash may redo
+    write_image_objects: bool = False  # also write each PNG as an object under <lake>/images/ (hashed keys)
+    fail_after_pairs: int = 0  # test hook: each design actor raises once it has designed this many pairs (0 = never)
 
 
 @dataclass

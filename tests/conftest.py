@@ -37,11 +37,13 @@ def s3_server():
 
 
 @pytest.fixture(scope="session")
-def ray_local():
-    """One local Ray for the whole session (4 logical CPUs so 2 train workers + controller fit on 2 cores)."""
+def ray_local(s3_server):
+    """One local Ray for the whole session (4 logical CPUs so 2 train workers + controller fit on 2 cores).
+    Its workers get the moto server's AWS_* variables, as a cluster's nodes get their credentials."""
     import ray
 
+    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", **env}})
     yield ray
     ray.shutdown()

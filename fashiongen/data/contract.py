@@ -255,7 +255,7 @@ class Catalogue:
     item_ids: np.ndarray  # (N,) str
     item_category: np.ndarray  # (N,) int64 index into categories
     categories: list[str]
-    images: np.ndarray  # (N, H, W, C) uint8
+    images: np.ndarray  # (N, H, W, C) uint8; empty (0, H, W, C) when loaded with_images=False
     user_ids: np.ndarray  # (U,) str
     train_users: np.ndarray  # (T,) int64
     train_items: np.ndarray  # (T,) int64
@@ -315,7 +315,7 @@ def load_catalogue(uri: str, with_images: bool = True) -> Catalogue:
         pngs = items.column("image_png").to_pylist()
         images = np.stack([decode_image(pngs[k]) for k in order])
     else:
-        images = np.zeros((len(item_ids), img["height"], img["width"], 3 if img["mode"] == "RGB" else 1), np.uint8)
+        images = np.zeros((0, img["height"], img["width"], 3 if img["mode"] == "RGB" else 1), np.uint8)  # not loaded
     split = storage.read_table(storage.join(uri, "split.parquet"), columns=["user_id", "item_id", "split"]).to_pandas()
     user_ids = np.sort(split["user_id"].unique().astype(str))
     u = np.searchsorted(user_ids, split["user_id"].to_numpy().astype(str))

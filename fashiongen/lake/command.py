@@ -1,0 +1,103 @@
+"""`fashiongen lake`: read the designs lake as a user would — complete runs, one user's designs, a contact sheet.
+
+    fashiongen lake runs
+    fashiongen lake show --user u000042 [--run-date 2026-11-26]
+    fashiongen lake sheet --user u000042 [--out sheet.png]
+"""
+from __future__ import annotations
+
+import argparse
+
+from fashiongen.errors import FashiongenError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["runs", "show", "sheet"], help="what to read")
+    parser.add_argument("--user", default=None, help="user_id (show, sheet)")
+    parser.add_argument("--run-date", default=None, help="a complete run's date (default: the latest)")
+    parser.add_argument("--out", default=None, help="sheet: output PNG path or URI (default: <lake>/pictures/...)")
+
+
+def _runs(lake_uri: str) -> int:
+    from fashiongen.lake import reader
+
+    dates = reader.list_complete_runs(lake_uri)
+    if not dates:
+        print(f"no complete runs in {lake_uri} (run `fashiongen generate` first)")
+        return 0
+    print("| run_date | rows | pairs | model_version | created_at |\n|---|---|---|---|---|")
+    for date in dates:
+        m = reader.read_manifest(lake_uri, date)
+        print(f"| {date} | {m['rows']} | {m['pairs']} | {m['model_version']} | {m['created_at']} |")
+    return 0
+
+
+def _user_rows(lake_uri: str, user: str | None, run_date: str | None):
+    from fashiongen.lake import reader
+
+    if not user:
+        raise FashiongenError("--user is required for this action (e.g. --user u000042)")
+    table = reader.designs_for_user(lake_uri, user, run_date)
+    if table.num_rows == 0:
+        raise FashiongenError(f"no designs for user {user!r} in run {run_date or 'latest'} of {lake_uri} "
+                              "(check the id with `fashiongen lake runs` and the generation summary)")
+    return table.sort_by([("category", "ascending"), ("rank", "ascending")])
+
+
+def _show(lake_uri: str, user: str | None, run_date: str | None) -> int:
+    rows = _user_rows(lake_uri, user, run_date).to_pylist()
+    print(f"designs of {user} (run {rows[0]['run_date']}, model {rows[0]['model_version']})")
+    print("| category | rank | score | realism | lift | oracle | best real items (score) |\n|---|---|---|---|---|---|---|")
+    for r in rows:
+        real = ", ".join(f"{i} ({s:.2f})" for i, s in zip(r["dataset_top_item_ids"], r["dataset_top_scores"]))
+        oracle = "" if r["oracle_score"] is None else f"{r['oracle_score']:.2f}"
+        print(f"| {r['category']} | {r['rank']} | {r['score']:.3f} | {r['realism']:.3f} | {r['lift']:+.3f} | "
+              f"{oracle} | {real} |")
+    return 0
+
+
+def _sheet(cfg, user: str | None, run_date: str | None, out: str | None) -> int:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from fashiongen import storage
+    from fashiongen.data.images import decode_image
+    from fashiongen.generation.pictures import SheetRow, contact_sheet, save_png
+    from fashiongen.lake.layout import design_key
+
+    rows = _user_rows(cfg.lake_uri, user, run_date)
+    wanted = sorted({i for ids in rows.column("dataset_top_item_ids").to_pylist() for i in ids})
+    items = storage.read_table(storage.join(cfg.data.catalogue_uri, "items.parquet"), columns=["item_id", "image_png"])
+    items = items.filter(pc.is_in(items.column("item_id"), value_set=pa.array(wanted, pa.string())))
+    real = {i: decode_image(png) for i, png in zip(items.column("item_id").to_pylist(),
+                                                  items.column("image_png").to_pylist())}
+    sheet_rows = []
+    for category in sorted(set(rows.column("category").to_pylist())):
+        part = rows.filter(pc.equal(rows.column("category"), category)).to_pylist()
+        top = part[0]
+        oracle_real = top["dataset_oracle_scores"]
+        sheet_rows.append(SheetRow(
+            label=category,
+            real_images=np.stack([real[i] for i in top["dataset_top_item_ids"]]) if top["dataset_top_item_ids"]
+            else np.zeros((0, 1, 1, 1), np.uint8),
+            real_scores=np.asarray(top["dataset_top_scores"], np.float32),
+            generated_images=np.stack([decode_image(r["image_png"]) for r in part]),
+            generated_scores=np.asarray([r["score"] for r in part], np.float32),
+            real_truth=None if oracle_real is None else np.asarray(oracle_real, np.float32),
+            generated_truth=None if part[0]["oracle_score"] is None
+            else np.asarray([r["oracle_score"] for r in part], np.float32)))
+    date = rows.column("run_date")[0].as_py()
+    out = out or storage.join(cfg.lake_uri, "pictures", f"run_date={date}",
+                              f"sheet-{design_key(str(user), 'sheet', 1)[:16]}.png")
+    save_png(contact_sheet(f"user {user} - run {date}: top real items | top designs", sheet_rows), out)
+    print(f"contact sheet: {out}")
+    return 0
+
+
+def run(cfg, args: argparse.Namespace) -> int:
+    if args.action == "runs":
+        return _runs(cfg.lake_uri)
+    if args.action == "show":
+        return _show(cfg.lake_uri, args.user, args.run_date)
+    return _sheet(cfg, args.user, args.run_date, args.out)

@@ -1,0 +1,150 @@
+"""The personalised-catalogue job end to end: real Ray Data, real moto S3, real (tiny) DVBPR and LSGAN."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from fashiongen import storage
+from fashiongen.config import load_config
+from fashiongen.lake import layout, publish, reader
+
+FMNIST = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+pytestmark = pytest.mark.skipif(not (FMNIST / "t10k-images-idx3-ubyte.gz").exists(),
+                                reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")
+NUM_USERS, TOP_K = 8, 2
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A simulated Fashion-MNIST catalogue (local) and untrained-but-real DVBPR and LSGAN checkpoints."""
+    from fashiongen.data.contract import load_catalogue
+    from fashiongen.data.prepare import prepare_catalogue
+    from fashiongen.models.dvbpr import DVBPR
+    from fashiongen.models.gan import ConditionalLSGAN
+
+    base = tmp_path_factory.mktemp("gen")
+    cfg = load_config(None, [f"data.catalogue_uri={base}/catalogue", "data.max_items=300",
+                             f"simulation.num_users={NUM_USERS}", "recommender.k=8"])
+    prepare_catalogue(cfg)
+    catalogue = load_catalogue(cfg.data.catalogue_uri)
+    rec = DVBPR.for_catalogue(catalogue, cfg.recommender)
+    rec.index_catalogue(catalogue.images)
+    rec_uri = str(base / "models" / "dvbpr.pt")
+    rec.save(rec_uri)
+    gan = ConditionalLSGAN("small", 8, catalogue.categories, (1, 28, 28))
+    gan_uri = str(base / "models" / "generator.pt")
+    gan.save(gan_uri)
+    return {"catalogue_uri": cfg.data.catalogue_uri, "rec_uri": rec_uri, "gan_uri": gan_uri,
+            "categories": catalogue.categories, "user_ids": list(catalogue.user_ids)}
+
+
+def job_config(models, lake: str, *extra: str):
+    return load_config(None, [
+        f"lake_uri={lake}", f"data.catalogue_uri={models['catalogue_uri']}", "run_date=2026-11-26",
+        f"generation.recommender_uri={models['rec_uri']}", f"generation.generator_uri={models['gan_uri']}",
+        "generation.restarts=3", "generation.steps=2", f"generation.top_k={TOP_K}", "generation.batch_pairs=8",
+        "generation.rows_per_file=40", "generation.pairs_per_block=16", *extra])
+
+
+def test_end_to_end_on_s3_read_by_duckdb_and_polars_then_rerun_is_a_no_op(ray_local, s3_server, models):
+    import duckdb
+    import polars as pl
+
+    from fashiongen.generation.job import run_generation
+
+    lake = f"s3://lake/gen-{uuid.uuid4().hex[:8]}"
+    summary = run_generation(job_config(models, lake, "generation.write_image_objects=true"))
+    pairs = NUM_USERS * len(models["categories"])
+    assert summary.action == "start" and summary.pairs_total == pairs
+    assert summary.pairs_done == pairs and summary.pairs_failed == 0
+    assert reader.list_complete_runs(lake) == ["2026-11-26"]
+    assert summary.oracle_lift, "a simulated catalogue must be judged by the oracle too"
+
+    table = reader.read_run(lake, "2026-11-26")
+    assert table.schema.equals(layout.DESIGNS_SCHEMA, check_metadata=False)
+    assert table.num_rows == pairs * TOP_K
+    assert sorted(set(table.column("rank").to_pylist())) == list(range(1, TOP_K + 1))
+    row = table.slice(0, 1).to_pylist()[0]
+    assert row["image_png"].startswith(b"\x89PNG") and len(row["latent"]) == 8
+    assert row["image_uri"].startswith(f"{lake}/images/run_date=2026-11-26/")
+    assert row["user_id"] not in row["image_uri"]  # ids never become keys
+    assert storage.read_bytes(row["image_uri"]) == row["image_png"]
+    assert len(row["dataset_top_item_ids"]) == TOP_K and row["oracle_score"] is not None
+
+    con = reader.duckdb_connect(lake)
+    [(n, users)] = con.execute("SELECT count(*), count(DISTINCT user_id) FROM designs WHERE run_date = '2026-11-26'").fetchall()
+    assert (n, users) == (pairs * TOP_K, NUM_USERS)
+    files = reader.complete_run_files(lake)
+    frame = pl.read_parquet(files, storage_options=reader.polars_storage_options())
+    assert frame.height == pairs * TOP_K and frame["pair_id"].n_unique() == pairs
+
+    manifest = reader.read_manifest(lake, "2026-11-26")
+    again = run_generation(job_config(models, lake))
+    assert again.action == "skip" and again.pairs_this_attempt == 0
+    assert reader.read_manifest(lake, "2026-11-26") == manifest
+    assert publish.data_files(lake, "2026-11-26") == manifest["files"]
+
+
+def test_crash_halfway_then_rerun_gives_each_pair_exactly_once(ray_local, tmp_path, models):
+    from fashiongen.generation.job import run_generation
+
+    lake = str(tmp_path / "lake")
+    pairs = NUM_USERS * len(models["categories"])
+    with pytest.raises(Exception, match="injected failure"):
+        run_generation(job_config(models, lake, f"generation.fail_after_pairs={pairs // 2}"))
+    assert reader.list_complete_runs(lake) == []  # a reader never sees the partial run
+    written = publish.dedupe_check(lake, "2026-11-26").pairs
+    assert 0 < written < pairs
+
+    summary = run_generation(job_config(models, lake))
+    assert summary.action == "resume"
+    assert summary.pairs_this_attempt == pairs - written  # only the missing pairs were designed
+    report = publish.dedupe_check(lake, "2026-11-26")
+    assert (report.pairs, report.rows, report.duplicate_rows) == (pairs, pairs * TOP_K, 0)
+
+
+def test_bad_pairs_are_reported_and_the_rest_publishes(ray_local, tmp_path, models):
+    from fashiongen.generation.job import run_generation
+
+    lake = str(tmp_path / "lake")
+    good = [(u, c) for u in models["user_ids"][:2] for c in models["categories"][:2]]
+    bad = [("no-such-user", models["categories"][0]), (models["user_ids"][0], "Hats")]
+    pairs_uri = str(tmp_path / "pairs.parquet")
+    storage.write_table(pa.table({"user_id": [u for u, _ in good + bad], "category": [c for _, c in good + bad]}),
+                        pairs_uri)
+    summary = run_generation(job_config(models, lake, f"generation.pairs_uri={pairs_uri}"))
+    assert summary.pairs_done == len(good) and summary.pairs_failed == 2
+    assert summary.failure_reasons == {"unknown user_id": 1, "unknown category 'Hats'": 1}
+    assert "failed (1): unknown user_id" in summary.to_markdown()
+    assert reader.list_complete_runs(lake) == ["2026-11-26"]
+    got = set(zip(*[reader.read_run(lake).column(c).to_pylist() for c in ("user_id", "category")]))
+    assert got == set(good)
+
+
+def test_incremental_designs_only_users_whose_vector_changed(ray_local, tmp_path, models):
+    from fashiongen.generation.job import run_generation
+    from fashiongen.models.contract import load_recommender
+
+    lake = str(tmp_path / "lake")
+    run_generation(job_config(models, lake, "generation.users_uri=" + _users_file(tmp_path, models["user_ids"][:3])))
+    rec = load_recommender(models["rec_uri"])
+    theta = rec.user_vectors()
+    theta[1] += 1.0  # user 1's taste changed
+    changed_uri = str(tmp_path / "dvbpr-changed.pt")
+    rec.save(changed_uri)
+    summary = run_generation(job_config(models, lake, "run_date=2026-11-27", "generation.incremental=true",
+                                        f"generation.recommender_uri={changed_uri}"))
+    users = set(reader.read_run(lake, "2026-11-27").column("user_id").to_pylist())
+    assert users == set(models["user_ids"]) - set(models["user_ids"][:3]) | {models["user_ids"][1]}
+    assert summary.pairs_done == len(users) * len(models["categories"])
+
+
+def _users_file(tmp_path, user_ids) -> str:
+    uri = str(tmp_path / f"users-{uuid.uuid4().hex[:6]}.csv")
+    Path(uri).write_text("user_id\n" + "\n".join(user_ids) + "\n")
+    return uri
