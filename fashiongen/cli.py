@@ -18,6 +18,9 @@ from fashiongen.errors import FashiongenError
 # name -> (module, one-line help). Order = pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("fashiongen.data.prepare", "import a catalogue (Fashion-MNIST, the paper's .npy, a folder) and simulate shoppers"),
+    "train-recommender": ("fashiongen.training.recommender_command", "train (or resume) the recommender (DVBPR with Ray Train, or a baseline)"),
+    "evaluate": ("fashiongen.evaluation.evaluate_command", "full, sampled-100 and cold AUC of recommender checkpoints, with the oracle ceiling"),
+    "export": ("fashiongen.models.export_command", "export user vectors, item features and per-user top-k real items as Parquet"),
     "train-gan": ("fashiongen.training.gan_command", "train (or resume) the category-conditional LSGAN with Ray Train"),
     "generate": ("fashiongen.generation.generate_command", "design for every (user, category) pair with Ray Data and publish the run to the lake"),
     "design": ("fashiongen.generation.design", "design for one user and write pictures: catalogue top-k vs generated, optimisation steps"),

@@ -1,0 +1,48 @@
+"""`fashiongen evaluate`: full, sampled-100 and cold AUC of recommender checkpoints (with the oracle ceiling on
+simulated catalogues), written to the lake and printed as a markdown table."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", action="append", default=None, metavar="URI",
+                        help="recommender checkpoint (repeatable; default: every .pt under <lake>/models/recommender/)")
+    parser.add_argument("--catalogue", default=None, help="catalogue URI (default: data.catalogue_uri)")
+    parser.add_argument("--split", choices=("test", "validation"), default="test")
+    parser.add_argument("--max-users", type=int, default=0, help="evaluate a seeded random subset of users (0 = all)")
+    parser.add_argument("--out", default=None, help="output folder (default: <lake>/evaluation/recommender/<split>)")
+
+
+def run(cfg, args) -> int:
+    from fashiongen import storage
+    from fashiongen.data.contract import load_catalogue
+    from fashiongen.evaluation.recommender_eval import (evaluate_recommender, markdown_table, oracle_row,
+                                                        write_results)
+    from fashiongen.errors import FashiongenError
+    from fashiongen.models.contract import load_recommender
+
+    models_dir = storage.join(cfg.lake_uri, "models", "recommender")
+    uris = args.model or [storage.join(models_dir, name) for name in storage.list_dir(models_dir) if name.endswith(".pt")]
+    if not uris:
+        raise FashiongenError(f"no recommender checkpoints under {models_dir}: run `fashiongen train-recommender` "
+                              "first or pass --model URI")
+    catalogue_uri = args.catalogue or cfg.data.catalogue_uri
+    catalogue = load_catalogue(catalogue_uri, with_images=False)
+    options = {"split": args.split, "seed": cfg.recommender.seed, "max_users": args.max_users}
+    rows, per_user = [], {}
+    for uri in uris:
+        row, users = evaluate_recommender(load_recommender(uri), catalogue, **options)
+        row["model"] = uri.rstrip("/").split("/")[-1].removesuffix(".pt")  # the file name tells models apart
+        row["model_uri"] = uri
+        rows.append(row)
+        per_user[row["model"]] = users
+    oracle = oracle_row(catalogue_uri, catalogue, **options)
+    if oracle is not None:
+        rows.append({**oracle[0], "model_uri": ""})
+        per_user["oracle"] = oracle[1]
+    out = args.out or storage.join(cfg.lake_uri, "evaluation", "recommender", args.split)
+    write_results(rows, per_user, out)
+    print(markdown_table(rows))
+    print(f"\nwritten to {out} (results.parquet, results.json, per_user.parquet)")
+    return 0

@@ -1,0 +1,32 @@
+"""`fashiongen export`: a recommender's user vectors θ, item features Φ and per-user top-k real items per category,
+as Parquet (see fashiongen.models.export)."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None,
+                        help="recommender checkpoint (default: <lake>/models/recommender/<recommender.model>.pt)")
+    parser.add_argument("--catalogue", default=None, help="catalogue URI (default: data.catalogue_uri)")
+    parser.add_argument("--out", default=None, help="output folder (default: <lake>/export/recommender/<model_version>)")
+    parser.add_argument("--exclude-train", action="store_true",
+                        help="leave each user's training items out of their top-k (default: rank every real item)")
+
+
+def run(cfg, args) -> int:
+    from fashiongen import storage
+    from fashiongen.data.contract import load_catalogue
+    from fashiongen.models.contract import load_recommender
+    from fashiongen.models.export import export_recommender
+
+    model_uri = args.model or storage.join(cfg.lake_uri, "models", "recommender", f"{cfg.recommender.model}.pt")
+    model = load_recommender(model_uri)
+    catalogue = load_catalogue(args.catalogue or cfg.data.catalogue_uri, with_images=False)
+    out = args.out or storage.join(cfg.lake_uri, "export", "recommender", model.model_version)
+    uris = export_recommender(model, catalogue, out, cfg.recommender.top_k, args.exclude_train)
+    print(f"exported {model.kind} (model_version {model.model_version}): {catalogue.num_users} users, "
+          f"{catalogue.num_items} items, top-{cfg.recommender.top_k} per category")
+    for name, uri in uris.items():
+        print(f"  {name}: {uri}")
+    return 0

@@ -1,0 +1,114 @@
+"""DVBPR and the baselines in-process: encoders, triple sampling, the official loss, learning a planted signal,
+checkpoint round trips through the contract registry."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fashiongen.config import load_config
+from fashiongen.data.contract import load_catalogue
+from fashiongen.evaluation.auc import full_auc, held_out
+from fashiongen.models.baselines import PopRank, build_baseline
+from fashiongen.models.bpr import TrainSet, sample_triples
+from fashiongen.models.cnn import ArchitectureError, build_encoder, regularised_weights
+from fashiongen.models.contract import load_recommender
+from fashiongen.models.dvbpr import DVBPR, DVBPRNet, dvbpr_loss
+from recommender_fixtures import planted_catalogue
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory):
+    uri = str(tmp_path_factory.mktemp("cat") / "catalogue")
+    planted_catalogue(uri)
+    return load_catalogue(uri)
+
+
+def _cfg(*extra):
+    return load_config(None, ["recommender.k=8", "recommender.batch_size=16", "recommender.lr=0.003", *extra])
+
+
+def test_cnnf_is_the_official_shape_and_small_fits_small_images():
+    cnnf = build_encoder("cnnf", 3, 224, 50)
+    assert cnnf.head[1].in_features == 7 * 7 * 256  # SAME padding: 224 -> 56 -> 28 -> 14 -> 7
+    assert [m.out_features for m in cnnf.head if isinstance(m, torch.nn.Linear)] == [4096, 4096, 50]
+    assert sum(isinstance(m, torch.nn.Dropout) for m in cnnf.head) == 2
+    with torch.no_grad():
+        assert cnnf.eval()(torch.zeros(1, 3, 224, 224)).shape == (1, 50)
+    small = build_encoder("small", 1, 28, 50)
+    assert small.head[1].in_features == 4 * 4 * 128 and small(torch.zeros(2, 1, 28, 28)).shape == (2, 50)
+    assert all(float(m.bias.detach().abs().sum()) == 0 for m in small.modules() if isinstance(m, torch.nn.Conv2d))
+    with pytest.raises(ArchitectureError, match="data.image_size=224"):
+        build_encoder("cnnf", 3, 64, 50)
+    with pytest.raises(ArchitectureError, match="one of"):
+        build_encoder("vgg", 3, 64, 50)
+
+
+def test_triples_follow_the_official_sampler():
+    users = np.array([0] * 8 + [1] + [2] * 3)
+    items = np.array([0, 1, 2, 3, 4, 5, 6, 7, 3, 8, 9, 1])
+    train = TrainSet.from_pairs(users, items, num_users=3, num_items=12)
+    u, i, j = sample_triples(train, 30000, np.random.default_rng(0))
+    assert train.contains(u, i).all() and not train.contains(u, j).any()
+    np.testing.assert_allclose(np.bincount(u) / len(u), [1 / 3] * 3, atol=0.02)  # uniform over users, not interactions
+    assert set(np.unique(j[u == 0])) == {8, 9, 10, 11}  # all non-train items, held-out ones included
+
+
+def test_loss_is_the_official_batch_sum_with_weight_decay_on_weights_only():
+    torch.manual_seed(0)
+    net = DVBPRNet(num_users=5, k=4, arch="small", image_shape=(1, 8, 8)).eval()
+    users = torch.tensor([0, 1, 1])
+    pos, neg = torch.rand(3, 1, 8, 8) * 2 - 1, torch.rand(3, 1, 8, 8) * 2 - 1
+    x, theta = net(users, pos, neg)
+    phi_p, phi_n = net.encoder(pos), net.encoder(neg)
+    torch.testing.assert_close(x, (net.theta.weight[users] * (phi_p - phi_n)).sum(1))
+    loss, objective = dvbpr_loss(net, x, theta, lambda_cnn=1e-3, lambda_theta=1.0)
+    decay = 1e-3 * 0.5 * sum(float(w.pow(2).sum()) for w in regularised_weights(net.encoder))
+    expected = float(-torch.nn.functional.logsigmoid(x).sum() + 0.5 * net.theta.weight[users].pow(2).sum()) + decay
+    assert objective == pytest.approx(expected, rel=1e-5) and float(loss) == pytest.approx(expected, rel=1e-5)
+    scaled, _ = dvbpr_loss(net, x, theta, 1e-3, 1.0, data_scale=2.0)  # DDP with 2 workers: data terms x2, decay once
+    assert float(scaled) == pytest.approx(2 * (expected - decay) + decay, rel=1e-5)
+    assert len(regularised_weights(net.encoder)) == 5 and all(w.dim() > 1 for w in regularised_weights(net.encoder))
+    assert 0 <= float(net.theta.weight.min()) and float(net.theta.weight.max()) <= 0.01  # θ ~ U(0, 0.01)
+
+
+def test_dvbpr_learns_a_planted_visual_signal_and_round_trips(catalogue, tmp_path):
+    model = DVBPR.for_catalogue(catalogue, _cfg().recommender)
+    history = model.fit(catalogue, _cfg("recommender.epochs=8"))
+    assert history[-1]["loss"] < 0.8 * history[0]["loss"]
+    auc = full_auc(model.score, held_out(catalogue, "test")).mean()
+    assert auc > 0.65  # ceiling ~0.75: same-side negatives are indistinguishable by design
+
+    uri = str(tmp_path / "dvbpr.pt")
+    version = model.save(uri)
+    loaded = load_recommender(uri)
+    assert isinstance(loaded, DVBPR) and loaded.model_version == version and loaded.visual
+    users = np.arange(catalogue.num_users)
+    torch.testing.assert_close(loaded.score(users), model.score(users))
+    images = torch.rand(4, 1, 8, 8, requires_grad=True)
+    out = loaded.encode_images(images * 2 - 1)
+    torch.testing.assert_close(out, loaded.encode_images(images * 2 - 1))  # eval mode: dropout off
+    out.sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0  # differentiable in the image
+
+
+@pytest.mark.parametrize("kind", ["bprmf", "vbpr"])
+def test_factor_baselines_learn_and_score_with_their_vectors(catalogue, tmp_path, kind):
+    cfg = _cfg("recommender.baseline_epochs=12", "recommender.classifier_epochs=1")
+    model = build_baseline(kind, catalogue, cfg.recommender)
+    history = model.fit(catalogue, cfg)
+    assert history[-1]["loss"] < history[0]["loss"]
+    users = np.array([0, 3, 5])
+    torch.testing.assert_close(model.score(users), model.user_vectors()[users] @ model.item_features().T)
+    uri = str(tmp_path / f"{kind}.pt")
+    model.save(uri)
+    torch.testing.assert_close(load_recommender(uri).score(users), model.score(users))
+
+
+def test_poprank_scores_training_popularity(catalogue):
+    model = PopRank(catalogue.num_users, catalogue.num_items)
+    model.fit(catalogue, _cfg())
+    counts = np.bincount(catalogue.train_items, minlength=catalogue.num_items)
+    np.testing.assert_array_equal(model.score(np.array([0, 1])).numpy(), np.tile(counts, (2, 1)))
