@@ -75,7 +75,7 @@ class RecommenderConfig:
     # Baselines (BPR-MF, VBPR): in-process Adam on the batch-mean BPR loss with L2 on the batch's rows.
     baseline_epochs: int = 20
     baseline_lr: float = 0.01
-    baseline_reg: float = 1e-4
+    baseline_reg: float = 0.1  # chosen on validation AUC of BPR-MF (1e-2: 0.571, 0.1: 0.610, 1: 0.608)
     classifier_epochs: int = 2  # VBPR's visual features: the category classifier's training epochs
     fail_at_epoch: int = -1  # test hook: rank 0 raises once at the start of this epoch (-1 = never)
 
