@@ -1,6 +1,6 @@
 """Preference-maximisation throughput: the batched engine against the official procedure, same models, one process.
 
-    python bench/engine.py [--pairs 32] [--recommender URI] [--generator URI] [--classifier URI] [--threads 1]
+    python bench/engine.py [--pairs 16] [--batch-pairs 4,16] [--bf16] [--recommender URI] [--generator URI] [--classifier URI] [--threads 1]
 
 - Official procedure (kang205/DVBPR PM/main.py, ported): one (user, category) at a time, 16 restarts
   z0 ~ N(0, 0.5²), Adam(0.05) for 10 steps on mean_R(θ_u·Φ(G)) − mean_R((D − 1)²), fp32, then a final forward.
@@ -84,12 +84,13 @@ def image_quality_section(engine: PreferenceEngine, generator, classifier_uri: s
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=32)
-    parser.add_argument("--batch-pairs", default="4,16", help="engine batch sizes to time (pairs per batch)")
+    parser.add_argument("--pairs", type=int, default=16)
+    parser.add_argument("--batch-pairs", default="16", help="engine batch sizes to time (pairs per batch)")
     parser.add_argument("--users", type=int, default=500)
     parser.add_argument("--recommender", default="", help="recommender checkpoint URI (default: stand-in)")
     parser.add_argument("--generator", default="", help="generator checkpoint URI (default: random small LSGAN)")
     parser.add_argument("--classifier", default="", help="classifier checkpoint URI: also report image quality")
+    parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast (slow on most CPUs)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (more thrash on a shared 2-core box)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -106,21 +107,22 @@ def main() -> int:
           f"recommender {'checkpoint ' + args.recommender if args.recommender else 'small DVBPR, random init'}")
     print(f"settings: R={settings.restarts} T={settings.steps} lr={settings.lr} eta={settings.eta}; {args.pairs} pairs; "
           f"torch threads {args.threads}; cpu")
-    rows = []
+    print(f"\n{'procedure':<42} {'seconds':>8} {'pairs/s':>8} {'vs official':>11}", flush=True)
     objective = DesignObjective(recommender, generator, settings)
     official_s, _ = timed(lambda: official_procedure(objective, users, cats, settings))
-    rows.append(("official: one pair at a time, fp32", official_s))
+
+    def report(name: str, seconds: float) -> None:
+        print(f"{name:<42} {seconds:>8.2f} {args.pairs / seconds:>8.2f} {official_s / seconds:>10.2f}x", flush=True)
+
+    report("official: one pair at a time, fp32", official_s)
     run_date = "2024-05-01"
     for batch in [int(b) for b in args.batch_pairs.split(",")]:
-        for mixed in (False, True):
+        for mixed in (False, True) if args.bf16 else (False,):
             s = GenerationConfig(batch_pairs=batch, mixed_precision=mixed)
             engine = PreferenceEngine(recommender, generator, s, item_category)
             engine.optimise(["warm"], users[:1], cats[:1], run_date)
             seconds, _ = timed(lambda: engine.optimise([f"p{i}" for i in range(args.pairs)], users, cats, run_date))
-            rows.append((f"engine: batch_pairs={batch}, {'bf16 autocast' if mixed else 'fp32'}", seconds))
-    print(f"\n{'procedure':<42} {'seconds':>8} {'pairs/s':>8} {'vs official':>11}")
-    for name, seconds in rows:
-        print(f"{name:<42} {seconds:>8.2f} {args.pairs / seconds:>8.2f} {official_s / seconds:>10.2f}x")
+            report(f"engine: batch_pairs={batch}, {'bf16 autocast' if mixed else 'fp32'}", seconds)
     if args.classifier:
         image_quality_section(PreferenceEngine(recommender, generator, settings, item_category), generator,
                               args.classifier, users, cats, run_date)
