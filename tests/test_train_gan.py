@@ -69,14 +69,38 @@ def test_two_workers_retry_after_injected_failure_then_resume_by_run_name(ray_lo
     assert model.image_shape == (1, SIZE, SIZE) and model.categories == CATEGORIES and model.latent_dim == 64
     first = model.generate(torch.zeros(1, 64), torch.tensor([0]))
 
-    # A rerun with the same name and more epochs resumes after epoch 2 (through the CLI command).
+    # A rerun with the same name and more epochs resumes after epoch 2, here on one worker (through the CLI command).
     assert COMMANDS["train-gan"][0] == gan_command.__name__
     parser = argparse.ArgumentParser()
     gan_command.add_arguments(parser)
     args = parser.parse_args(["--catalogue", catalogue])
-    assert gan_command.run(load_config(None, overrides[:-3] + ["gan.epochs=3"] + overrides[-2:]), args) == 0
+    rerun = overrides[:-3] + ["gan.epochs=3", "train.num_workers=1"] + overrides[-2:]
+    assert gan_command.run(load_config(None, rerun), args) == 0
     printed = capsys.readouterr().out
     assert "epochs trained: 3 (this run started at epoch 3)" in printed and result.run_name in printed
     resumed = load_generator(result.model_uri)
     assert (out / "samples" / "epoch_002.png").exists()
     assert not torch.equal(resumed.generate(torch.zeros(1, 64), torch.tensor([0])), first)
+
+
+def test_run_config_passes_an_s3_filesystem_and_a_schemeless_path(s3_server):  # noqa: ARG001 (sets AWS_*)
+    from fashiongen.training.gan import _run_config
+
+    cfg = load_config(None, ["train.storage_path=s3://lake/train", "train.max_failures=3", "train.num_to_keep=4"])
+    run = _run_config(cfg, "gan-x")
+    assert run.storage_path == "lake/train" and run.name == "gan-x"
+    assert run.storage_filesystem.type_name == "s3"
+    assert run.failure_config.max_failures == 3 and run.checkpoint_config.num_to_keep == 4
+
+
+def test_settings_take_architecture_defaults_and_the_catalogue_shape():
+    from fashiongen.training.gan import default_run_name, resolve_settings
+
+    meta = {"image": {"mode": "RGB", "width": 40, "height": 40}, "categories": ["a", "b"]}
+    official = resolve_settings(load_config(None, ["gan.arch=official"]).gan, meta)
+    assert (official["z_dim"], official["lr"], official["batch_size"], official["epochs"]) == (256, 1e-4, 16, 30)
+    assert official["image_shape"] == [3, 64, 64] and official["categories"] == ["a", "b"]
+    small = resolve_settings(load_config(None, ["gan.z_dim=32", "gan.epochs=1"]).gan, meta)
+    assert small["image_shape"] == [3, 40, 40] and small["z_dim"] == 32 and small["epochs"] == 1
+    assert default_run_name("cat", small) == default_run_name("cat/", dict(small, epochs=9))  # epochs: resumable
+    assert default_run_name("cat", small) != default_run_name("cat", official)

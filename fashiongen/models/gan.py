@@ -61,7 +61,7 @@ ARCHS: dict[str, ArchSpec] = {
                          g_kernel=3, d_channels=(64, 128, 256, 512), d_kernel=5,
                          z_dim=256, lr=1e-4, batch_size=16, epochs=30, image_size=64),
     "small": ArchSpec(g_fc_channels=128, g_layers=((64, 2), (32, 2)), g_kernel=4, d_channels=(32, 64, 128),
-                      d_kernel=4, z_dim=64, lr=2e-4, batch_size=64, epochs=4, image_size=0),
+                      d_kernel=4, z_dim=64, lr=2e-4, batch_size=64, epochs=3, image_size=0),
 }
 
 

@@ -4,9 +4,9 @@
 
 - Data: the catalogue's items.parquet read as a Ray Dataset of (image uint8 HWC, category) rows, decoded (and
   resized to the GAN's size) once, materialised, and streamed to each worker as its shard.
-- DDP with `broadcast_buffers=False`: D runs twice (real, fake) before one backward, and re-broadcasting BN
-  buffers on each forward would modify tensors autograd still needs. Each rank keeps its own BN statistics;
-  rank 0's are the saved ones.
+- DDP with `forward_sync_buffers=False` (torch's successor of `broadcast_buffers=False`): D runs twice (real,
+  fake) before one backward, and re-broadcasting BN buffers on each forward would modify tensors autograd still
+  needs. Buffers are synced once at wrap time; then each rank keeps its own BN statistics, rank 0's are saved.
 - Each epoch rank 0 reports a checkpoint (G, D, both Adam states, EMA copy, epoch) to `train.storage_path`
   under a stable run name, writes a sample grid (one row per category) to `<lake>/gan/<run>/samples/`, and
   prints one progress line. A rerun with the same name resumes from the latest checkpoint; worker failures
@@ -31,7 +31,7 @@ from fashiongen.config import Config, GanConfig
 from fashiongen.data.contract import read_meta
 from fashiongen.data.images import decode_image, encode_png, from_tensor_range
 from fashiongen.models.contract import save_checkpoint
-from fashiongen.models.gan import ConditionalLSGAN, arch_spec, d_loss_fn, ema_update, g_loss_fn, one_hot
+from fashiongen.models.gan import ConditionalLSGAN, GanConfigError, arch_spec, d_loss_fn, ema_update, g_loss_fn, one_hot
 
 STATE_FILE = "gan_state.pt"
 
@@ -161,7 +161,7 @@ def train_loop(config: dict[str, Any]) -> None:
         if ema is not None:
             ema.load_state_dict(state["ema"] or G_net.state_dict())
         start = state["epoch"] + 1
-    ddp = {"broadcast_buffers": False}
+    ddp = {"forward_sync_buffers": False}
     G = prepare_model(G_net, parallel_strategy_kwargs=ddp)
     D = prepare_model(D_net, parallel_strategy_kwargs=ddp)
     num_cats, z_dim, batch_size = len(settings["categories"]), settings["z_dim"], settings["batch_size"]
@@ -250,17 +250,19 @@ def train_gan(cfg: Config, catalogue_uri: str | None = None) -> GanTrainResult:
     )
     result = trainer.fit()
     if result.checkpoint is None:
-        raise RuntimeError(f"GAN run {run_name!r} finished without a checkpoint")
+        raise GanConfigError(f"GAN run {run_name!r} under {cfg.train.storage_path!r} finished without a checkpoint: "
+                             "set gan.epochs >= 1, or train.run_name to start a fresh run")
     with result.checkpoint.as_directory() as directory:
         state = _load_state(directory)
     model = ConditionalLSGAN(**model_config(settings))
-    model.generator.load_state_dict(state["ema"] or state["generator"])
+    use_ema = settings["ema_decay"] > 0 and bool(state["ema"])
+    model.generator.load_state_dict(state["ema"] if use_ema else state["generator"])
     model.discriminator.load_state_dict(state["discriminator"])
     model.eval()
     model_uri = cfg.gan.model_uri or storage.join(cfg.lake_uri, "models", "generator.pt")
     payload = model.checkpoint_payload()
     payload["meta"] = {"run_name": run_name, "epochs_trained": state["epoch"] + 1, "catalogue_uri": catalogue_uri,
-                       "ema": bool(state["ema"]), "settings": settings}
+                       "ema": use_ema, "settings": settings}
     version = save_checkpoint(model_uri, payload)
     metrics = dict(result.metrics or {})
     samples_uri = metrics.get("samples_uri") or storage.join(output_uri, "samples", f"epoch_{state['epoch']:03d}.png")
