@@ -8,7 +8,6 @@ import pyarrow as pa
 import pytest
 import torch
 
-from fashiongen import storage
 from fashiongen.cli import COMMANDS
 from fashiongen.config import load_config
 from fashiongen.data.contract import write_catalogue

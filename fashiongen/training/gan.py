@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import tempfile
@@ -132,8 +133,6 @@ def _inject_failure(settings: dict[str, Any], output_uri: str, epoch: int) -> No
 
 def train_loop(config: dict[str, Any]) -> None:
     """Ray Train worker function: one D step then one G step per batch (the official order), per epoch a report."""
-    import copy
-
     import ray.train
     import torch.distributed as dist
     from ray.train.torch import get_device, prepare_model
