@@ -70,7 +70,8 @@ def default_run_name(catalogue_uri: str, rec: RecommenderConfig, image: dict) ->
 
 
 def validation_auc(model_scores, catalogue: Catalogue, users: np.ndarray, seed: int) -> float:
-    """Mean sampled-100 AUC of the validation items of `users` (the per-epoch progress metric)."""
+    """Mean sampled-100 AUC of the validation items of `users` (the per-epoch progress metric; the same seed every
+    epoch, so epochs are compared on the same negatives)."""
     values = sampled_auc(model_scores, held_out(catalogue, "validation", users), seed=seed)
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
@@ -81,11 +82,8 @@ def eval_user_sample(num_users: int, count: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(num_users, size=count, replace=False)).astype(np.int64)
 
 
-def sample_triple_batch(batch: dict[str, np.ndarray], indptr: np.ndarray, items: np.ndarray, num_users: int,
-                        num_items: int) -> dict[str, np.ndarray]:
+def sample_triple_batch(batch: dict[str, np.ndarray], train: TrainSet) -> dict[str, np.ndarray]:
     """Ray Data UDF: one BPR triple per input row, drawn with fresh entropy (so every epoch resamples)."""
-    train = TrainSet(num_users, num_items, indptr, items,
-                     np.repeat(np.arange(num_users, dtype=np.int64), np.diff(indptr)) * num_items + items)
     users, pos, neg = sample_triples(train, len(batch["id"]), np.random.default_rng())
     return {"user": users, "pos": pos, "neg": neg}
 
@@ -156,7 +154,7 @@ def train_loop(config: dict[str, Any]) -> None:
             if rank == 0:
                 net.eval()
                 model.index_catalogue(catalogue.images)
-                metrics["val_auc_sampled"] = validation_auc(model.score, catalogue, eval_users, rec.seed + epoch)
+                metrics["val_auc_sampled"] = validation_auc(model.score, catalogue, eval_users, rec.seed)
                 history.append(metrics)
                 torch.save({"epoch": epoch, "net": {k: v.cpu() for k, v in net.state_dict().items()},
                             "optimizer": optimizer.state_dict(), "history": history},
@@ -190,8 +188,7 @@ def triples_dataset(catalogue: Catalogue):
     blocks = max(1, min(64, train.num_interactions // 4096))
     return ray.data.range(train.num_interactions, override_num_blocks=blocks).map_batches(
         sample_triple_batch, batch_format="numpy", batch_size=4096,
-        fn_kwargs={"indptr": train.indptr, "items": train.items, "num_users": train.num_users,
-                   "num_items": train.num_items})
+        fn_kwargs={"train": train})
 
 
 def _train_dvbpr(cfg: Config, catalogue_uri: str, catalogue: Catalogue) -> RecommenderTrainResult:
@@ -241,7 +238,7 @@ def _train_baseline(cfg: Config, catalogue_uri: str, catalogue: Catalogue) -> Re
     total = rec.baseline_epochs if rec.model != "poprank" else 1
 
     def on_epoch(metrics: dict) -> None:
-        metrics["val_auc_sampled"] = validation_auc(model.score, catalogue, eval_users, rec.seed + metrics["epoch"])
+        metrics["val_auc_sampled"] = validation_auc(model.score, catalogue, eval_users, rec.seed)
         print(f"[recommender] {rec.model} epoch {metrics['epoch'] + 1}/{total} loss={metrics['loss']:.4f} "
               f"val_auc_sampled={metrics['val_auc_sampled']:.4f} ({metrics['seconds']:.1f}s)", flush=True)
 
