@@ -65,7 +65,7 @@ def test_loss_is_the_official_batch_sum_with_weight_decay_on_weights_only():
     phi_p, phi_n = net.encoder(pos), net.encoder(neg)
     torch.testing.assert_close(x, (net.theta.weight[users] * (phi_p - phi_n)).sum(1))
     loss, objective = dvbpr_loss(net, x, theta, lambda_cnn=1e-3, lambda_theta=1.0)
-    decay = 1e-3 * 0.5 * sum(float(w.pow(2).sum()) for w in regularised_weights(net.encoder))
+    decay = 1e-3 * 0.5 * sum(float(w.detach().pow(2).sum()) for w in regularised_weights(net.encoder))
     expected = float(-torch.nn.functional.logsigmoid(x).sum() + 0.5 * net.theta.weight[users].pow(2).sum()) + decay
     assert objective == pytest.approx(expected, rel=1e-5) and float(loss) == pytest.approx(expected, rel=1e-5)
     scaled, _ = dvbpr_loss(net, x, theta, 1e-3, 1.0, data_scale=2.0)  # DDP with 2 workers: data terms x2, decay once
