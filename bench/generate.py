@@ -93,9 +93,10 @@ def start_ray(num_cpus: int, object_store_gib: float) -> None:
 def driver_actor(cfg, run_date: str):
     """A DesignActor built in this process: the exact engine, models and settings the job's actors use."""
     from fashiongen.config import to_dict
-    from fashiongen.generation.job import DesignActor, model_uris, work_uri
+    from fashiongen.config import design_model_uris
+    from fashiongen.generation.job import DesignActor, work_uri
 
-    rec_uri, gen_uri = model_uris(cfg)
+    rec_uri, gen_uri = design_model_uris(cfg)
     return DesignActor(rec_uri, gen_uri, cfg.data.catalogue_uri, to_dict(cfg.generation), run_date, "bench",
                        work_uri(cfg.lake_uri, run_date, "bench-failures"))
 

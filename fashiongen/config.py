@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from fashiongen import storage
 from fashiongen.errors import FashiongenError
 
 
@@ -133,9 +134,9 @@ class GenerationConfig:
     invert_steps: int = 200
     invert_lr: float = 0.05
     proximity: float = 0.1  # lambda of the ||z - z_item||^2 term that keeps an item's redesign close to it
-    recommender_uri: str = ""  # empty = <lake_uri>/models/recommender.pt
-    generator_uri: str = ""  # empty = <lake_uri>/models/generator.pt
-    designs_uri: str = ""  # where `fashiongen design` writes pictures; empty = <lake_uri>/designs
+    recommender_uri: str = ""  # empty = where training writes it (see recommender_model_uri)
+    generator_uri: str = ""  # empty = where training writes it (see generator_model_uri)
+    pictures_uri: str = ""  # where `fashiongen design` writes pictures; empty = <lake_uri>/pictures
     # The Ray Data job (`fashiongen generate`):
     users_uri: str = ""  # Parquet/CSV with user_id: design only these users (empty = all users)
     pairs_uri: str = ""  # Parquet/CSV with user_id, category: design exactly these pairs
@@ -160,6 +161,22 @@ class Config:
     gan: GanConfig = field(default_factory=GanConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+
+def recommender_model_uri(cfg: Config) -> str:
+    """Where training writes the recommender: recommender.model_uri, else <lake>/models/recommender/<model>.pt."""
+    return cfg.recommender.model_uri or storage.join(cfg.lake_uri, "models", "recommender", f"{cfg.recommender.model}.pt")
+
+
+def generator_model_uri(cfg: Config) -> str:
+    """Where training writes the generator: gan.model_uri, else <lake>/models/generator.pt."""
+    return cfg.gan.model_uri or storage.join(cfg.lake_uri, "models", "generator.pt")
+
+
+def design_model_uris(cfg: Config) -> tuple[str, str]:
+    """(recommender, generator) checkpoints that generation reads: generation.*_uri, else the trained ones."""
+    return (cfg.generation.recommender_uri or recommender_model_uri(cfg),
+            cfg.generation.generator_uri or generator_model_uri(cfg))
 
 
 def _field_types(cls: type) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from torch import nn
 
 from fashiongen.config import GenerationConfig
 from fashiongen.generation.engine import (EngineError, PreferenceEngine, category_mapping, image_adapter,
-                                          initial_latents, pair_id)
+                                          initial_latents)
+from fashiongen.lake.layout import make_pair_id
 from fashiongen.models.contract import ConditionalGenerator, Recommender, register_recommender
 
 torch.set_num_threads(1)
@@ -114,7 +115,7 @@ def make_engine(**overrides) -> PreferenceEngine:
 def pairs(n: int = 6):
     users = np.arange(n) % 6
     cats = np.arange(n) % 3
-    return [pair_id(f"u{u}", f"c{c}") + f"#{i}" for i, (u, c) in enumerate(zip(users, cats))], users, cats
+    return [make_pair_id(f"u{u}", f"c{c}") + f"#{i}" for i, (u, c) in enumerate(zip(users, cats))], users, cats
 
 
 def test_pair_is_deterministic_whatever_batch_it_lands_in():

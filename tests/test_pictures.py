@@ -17,6 +17,7 @@ from fashiongen.data.images import encode_png, to_tensor_range
 from fashiongen.errors import FashiongenError
 from fashiongen.generation import design
 from fashiongen.generation.pictures import SheetRow, contact_sheet, save_png, trajectory_strip
+from fashiongen.lake.layout import id_key
 from fashiongen.models.gan import ConditionalLSGAN
 from test_engine import TinyVisualRecommender
 
@@ -80,7 +81,7 @@ def lake(tmp_path_factory):
     catalogue = load_catalogue(catalogue_uri)
     images = torch.from_numpy(to_tensor_range(catalogue.images))
     TinyVisualRecommender(num_users=catalogue.num_users, image_shape=(1, SIZE, SIZE),
-                          catalogue=images).save(storage.join(str(root), "models", "recommender.pt"))
+                          catalogue=images).save(storage.join(str(root), "models", "recommender", "dvbpr.pt"))
     torch.manual_seed(0)
     ConditionalLSGAN("small", 8, CATEGORIES, (1, SIZE, SIZE)).save(storage.join(str(root), "models", "generator.pt"))
     return root, catalogue_uri
@@ -96,9 +97,11 @@ def test_design_command_writes_sheet_trajectories_and_item_redesign(lake, capsys
     assert design.run(cfg, args) == 0
     printed = capsys.readouterr().out.split()
     names = sorted(p.rsplit("/", 1)[1] for p in printed)
-    assert names == ["item_item-0003.png", "sheet.png", "trajectory_left.png", "trajectory_right.png"]
-    assert all(p.startswith(str(root / "designs" / "u1")) for p in printed)
-    strip = Image.open(next(p for p in printed if "trajectory_left" in p))
+    item_file = f"item_{id_key('item', 'item-0003')}.png"
+    assert names == sorted([item_file, "sheet.png", "trajectory_0_left.png", "trajectory_1_right.png"])
+    # ids never become paths: the user's folder is a digest of the id, under pictures/ (not the designs table)
+    assert all(p.startswith(str(root / "pictures" / f"user={id_key('user', 'u1')}")) for p in printed)
+    strip = Image.open(next(p for p in printed if "trajectory_0_left" in p))
     assert strip.width >= 4 * 64 and strip.height >= 4 * 64  # 4 steps (initial + 3) x 4 restarts
 
 

@@ -1,19 +1,21 @@
 """`fashiongen design --user USER_ID`: design for one user and write the pictures.
 
-Loads the catalogue (data.catalogue_uri), the recommender and generator checkpoints (generation.recommender_uri /
-generator_uri, default <lake>/models/{recommender,generator}.pt) and, for a simulated catalogue, its ground truth.
-Writes under generation.designs_uri (default <lake>/designs)/<user_id>/:
+Loads the catalogue (data.catalogue_uri), the recommender and generator checkpoints (`design_model_uris`: the
+trained ones unless generation.recommender_uri / generator_uri say otherwise) and, for a simulated catalogue, its
+ground truth. The pair ids and run date seed the latents exactly as the nightly job does, so the pictures show the
+designs the lake holds for that date. Writes under generation.pictures_uri (default <lake>/pictures)/user=<key>/
+(key = a digest of the user id: ids never become paths):
 
     sheet.png                    catalogue top-k beside generated top-k per category, scores (| true preference)
-    trajectory_<category>.png    every restart at every optimisation step (as the official PM figures)
-    item_<item_id>.png           with --from-item: the item, its reconstruction and its redesign step by step
+    trajectory_<i>_<category>.png  every restart at every optimisation step (as the official PM figures)
+    item_<key>.png               with --from-item: the item, its reconstruction and its redesign step by step
 
 and prints their paths.
 """
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import re
 
 import numpy as np
 
@@ -29,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
 
 
+def _slug(name: str) -> str:
+    """A category name fit for a file name ("T-shirt/top" -> "T-shirt-top")."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "category"
+
+
 def _categories(wanted: str, known: list[str]) -> list[str]:
     names = [c.strip() for c in wanted.split(",") if c.strip()] or list(known)
     unknown = [c for c in names if c not in known]
@@ -39,15 +46,17 @@ def _categories(wanted: str, known: list[str]) -> list[str]:
 
 def run(cfg: Config, args: argparse.Namespace) -> int:
     from fashiongen.data.contract import load_catalogue
-    from fashiongen.generation.engine import PreferenceEngine, category_mapping, pair_id
+    from fashiongen.config import design_model_uris
+    from fashiongen.generation.engine import PreferenceEngine, category_mapping
     from fashiongen.generation.invert import invert_images, redesign_items
     from fashiongen.generation.pictures import SheetRow, contact_sheet, save_png, trajectory_strip
+    from fashiongen.lake.layout import id_key, make_pair_id, today_utc, validate_run_date
     from fashiongen.models.contract import load_generator, load_recommender
 
     catalogue = load_catalogue(cfg.data.catalogue_uri)
     g = cfg.generation
-    recommender = load_recommender(g.recommender_uri or storage.join(cfg.lake_uri, "models", "recommender.pt"))
-    generator = load_generator(g.generator_uri or storage.join(cfg.lake_uri, "models", "generator.pt"))
+    rec_uri, gen_uri = design_model_uris(cfg)
+    recommender, generator = load_recommender(rec_uri), load_generator(gen_uri)
     oracle = None
     if catalogue.simulated:
         from fashiongen.data.oracle import load_truth
@@ -58,10 +67,10 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     user = int(catalogue.user_index([args.user])[0])
     names = _categories(args.categories, list(generator.categories))
     cat_idx = np.array([generator.categories.index(c) for c in names])
-    run_date = cfg.run_date or dt.datetime.now(dt.timezone.utc).date().isoformat()
-    result = engine.optimise([pair_id(args.user, c) for c in names], np.full(len(names), user), cat_idx, run_date,
+    run_date = validate_run_date(cfg.run_date or today_utc())
+    result = engine.optimise([make_pair_id(args.user, c) for c in names], np.full(len(names), user), cat_idx, run_date,
                              trajectory=True)
-    out_dir = storage.join(g.designs_uri or storage.join(cfg.lake_uri, "designs"), args.user)
+    out_dir = storage.join(g.pictures_uri or storage.join(cfg.lake_uri, "pictures"), f"user={id_key('user', args.user)}")
     d, p, k = result.designs, result.pairs, engine.top_k
     rows = []
     for row, name in enumerate(names):
@@ -79,7 +88,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     for row, name in enumerate(names):
         written.append(save_png(trajectory_strip(
             f"user {args.user}, {name}: restarts x steps", traj["image"][row].swapaxes(0, 1),
-            traj["score"][row].T), storage.join(out_dir, f"trajectory_{name}.png")))
+            traj["score"][row].T), storage.join(out_dir, f"trajectory_{cat_idx[row]}_{_slug(name)}.png")))
     if args.from_item:
         item = int(np.searchsorted(catalogue.item_ids, args.from_item))
         if item >= catalogue.num_items or catalogue.item_ids[item] != args.from_item:
@@ -95,7 +104,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         title = (f"item {args.from_item} (left), fit error {fit.reconstruction_error[0]:.4f}, "
                  f"then redesign for {args.user}")
         written.append(save_png(trajectory_strip(title, images, scores),
-                                storage.join(out_dir, f"item_{args.from_item}.png")))
+                                storage.join(out_dir, f"item_{id_key('item', args.from_item)}.png")))
     for uri in written:
         print(uri)
     return 0

@@ -61,11 +61,6 @@ class PreferenceOracle(Protocol):
     def image_preference(self, user_idx: np.ndarray, images: np.ndarray, category_idx: np.ndarray) -> np.ndarray: ...
 
 
-def pair_id(user_id: str, category: str) -> str:
-    """The id of a (user, category) design pair, as every job and picture names it."""
-    return f"{user_id}|{category}"
-
-
 def pair_seed(pair: str, run_date: str) -> int:
     """A 63-bit seed from (pair_id, run_date): the same pair on the same date always starts from the same z0."""
     digest = hashlib.blake2b(f"{run_date}\x1f{pair}".encode(), digest_size=8).digest()

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fashiongen import storage
-from fashiongen.config import Config, GenerationConfig, from_dict, to_dict
+from fashiongen.config import Config, GenerationConfig, design_model_uris, from_dict, to_dict
 from fashiongen.errors import FashiongenError
 from fashiongen.lake import layout, publish, reader
 
@@ -84,13 +84,6 @@ class RunSummary:
 
 
 # ------------------------------------------------------------------------------------------ locations
-def model_uris(cfg: Config) -> tuple[str, str]:
-    """(recommender checkpoint, generator checkpoint), defaulting to `<lake>/models/`."""
-    g = cfg.generation
-    return (g.recommender_uri or storage.join(cfg.lake_uri, "models", "recommender.pt"),
-            g.generator_uri or storage.join(cfg.lake_uri, "models", "generator.pt"))
-
-
 def work_uri(lake_uri: str, run_date: str, *parts: str) -> str:
     """The run's working area (pairs, failures, user digests): outside designs/, never read by readers."""
     return storage.join(lake_uri, "_work", layout.DESIGNS_DIR, f"run_date={layout.validate_run_date(run_date)}", *parts)
@@ -419,7 +412,7 @@ def run_generation(cfg: Config, force: bool = False) -> RunSummary:
         return _summarise(summary, cfg, run_date)
     if plan.action == "start":
         storage.delete(work_uri(cfg.lake_uri, run_date))
-    rec_uri, gen_uri = model_uris(cfg)
+    rec_uri, gen_uri = design_model_uris(cfg)
     recommender, generator = load_recommender(rec_uri), load_generator(gen_uri)
     model_version = f"{recommender.model_version}+{generator.model_version}"
     catalogue = load_catalogue(cfg.data.catalogue_uri, with_images=False)

@@ -4,6 +4,7 @@
     <lake>/designs/run_date=YYYY-MM-DD/_SUCCESS          run manifest (JSON), written last: the commit marker
     <lake>/images/run_date=YYYY-MM-DD/<h[:2]>/<h>.png    optional PNG objects, h = design_key(user, category, rank)
     <lake>/_checkpoints/designs/run_date=YYYY-MM-DD/     Ray Data checkpoint of the run (deleted after the commit)
+    <lake>/pictures/user=<id_key>/                      `fashiongen design` pictures of one user
 
 Partitioning: only by `run_date`. Not by `category`: the main read is "every design of one user" (all categories),
 categories are few and dictionary-encoded so Parquet statistics prune them anyway, and Ray's `partition_cols` writes
@@ -117,6 +118,11 @@ def design_key(user_id: str, category: str, rank: int) -> str:
     if isinstance(rank, bool) or int(rank) != rank or rank < 1:
         raise LakeError(f"design rank {rank!r} for user {user_id!r}/{category!r} must be an integer >= 1")
     return _digest("design", user_id, category, int(rank))
+
+
+def id_key(kind: str, record_id: str) -> str:
+    """The path-safe stand-in for an id ("user", "item"...) in a file name: 32 hex chars of a SHA-256 digest."""
+    return _digest(kind, record_id)[:32]
 
 
 def image_uri(lake_uri: str, run_date: str, user_id: str, category: str, rank: int) -> str:

@@ -16,11 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(cfg, args) -> int:
     from fashiongen import storage
+    from fashiongen.config import recommender_model_uri
     from fashiongen.data.contract import load_catalogue
     from fashiongen.models.contract import load_recommender
     from fashiongen.models.export import export_recommender
 
-    model_uri = args.model or storage.join(cfg.lake_uri, "models", "recommender", f"{cfg.recommender.model}.pt")
+    model_uri = args.model or recommender_model_uri(cfg)
     model = load_recommender(model_uri)
     catalogue = load_catalogue(args.catalogue or cfg.data.catalogue_uri, with_images=False)
     out = args.out or storage.join(cfg.lake_uri, "export", "recommender", model.model_version)

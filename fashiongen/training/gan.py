@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from fashiongen import storage
-from fashiongen.config import Config, GanConfig
+from fashiongen.config import Config, GanConfig, generator_model_uri
 from fashiongen.data.contract import read_meta
 from fashiongen.data.images import decode_image, encode_png, from_tensor_range
 from fashiongen.models.contract import save_checkpoint
@@ -258,7 +258,7 @@ def train_gan(cfg: Config, catalogue_uri: str | None = None) -> GanTrainResult:
     model.generator.load_state_dict(state["ema"] if use_ema else state["generator"])
     model.discriminator.load_state_dict(state["discriminator"])
     model.eval()
-    model_uri = cfg.gan.model_uri or storage.join(cfg.lake_uri, "models", "generator.pt")
+    model_uri = generator_model_uri(cfg)
     payload = model.checkpoint_payload()
     payload["meta"] = {"run_name": run_name, "epochs_trained": state["epoch"] + 1, "catalogue_uri": catalogue_uri,
                        "ema": use_ema, "settings": settings}

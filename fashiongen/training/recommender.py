@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from fashiongen import storage
-from fashiongen.config import Config, RecommenderConfig, from_dict, to_dict
+from fashiongen.config import Config, RecommenderConfig, from_dict, recommender_model_uri, to_dict
 from fashiongen.data.contract import Catalogue, load_catalogue, read_meta
 from fashiongen.errors import FashiongenError
 from fashiongen.evaluation.auc import held_out, sampled_auc
@@ -57,10 +57,6 @@ class RecommenderTrainResult:
     epochs: int
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
-
-
-def default_model_uri(cfg: Config) -> str:
-    return cfg.recommender.model_uri or storage.join(cfg.lake_uri, "models", "recommender", f"{cfg.recommender.model}.pt")
 
 
 def default_run_name(catalogue_uri: str, rec: RecommenderConfig, image: dict) -> str:
@@ -222,7 +218,7 @@ def _train_dvbpr(cfg: Config, catalogue_uri: str, catalogue: Catalogue) -> Recom
     model.index_catalogue(catalogue.images)
     model.meta = {"run_name": run_name, "epochs_trained": state["epoch"] + 1, "catalogue_uri": catalogue_uri,
                   "recommender": to_dict(rec)}
-    model_uri = default_model_uri(cfg)
+    model_uri = recommender_model_uri(cfg)
     version = model.save(model_uri)
     return RecommenderTrainResult(model_uri=model_uri, model_version=version, kind="dvbpr", run_name=run_name,
                                   run_path=str(result.path), epochs=state["epoch"] + 1, history=state["history"],
@@ -246,7 +242,7 @@ def _train_baseline(cfg: Config, catalogue_uri: str, catalogue: Catalogue) -> Re
     history = model.fit(catalogue, cfg, on_epoch)
     seconds = time.perf_counter() - began
     model.meta.update({"epochs_trained": len(history), "catalogue_uri": catalogue_uri, "recommender": to_dict(rec)})
-    model_uri = default_model_uri(cfg)
+    model_uri = recommender_model_uri(cfg)
     version = model.save(model_uri)
     return RecommenderTrainResult(model_uri=model_uri, model_version=version, kind=rec.model, run_name="",
                                   run_path="", epochs=len(history), history=history, train_seconds=seconds)
