@@ -80,10 +80,38 @@ def local_path(uri: str) -> str | None:
     return filesystem(uri)[1]
 
 
+def _bucket(uri: str) -> str:
+    return uri[len("s3://"):].split("/", 1)[0]
+
+
+def _endpoint_label() -> str:
+    """The S3 endpoint in use, without any user:password part, for error messages."""
+    endpoint = _endpoint()
+    if not endpoint:
+        return f"AWS S3 in {_region()} (no AWS_ENDPOINT_URL set)"
+    parsed = urlparse(endpoint)
+    host = parsed.hostname or parsed.path
+    return f"{parsed.scheme or 'https'}://{host}{f':{parsed.port}' if parsed.port else ''} (AWS_ENDPOINT_URL)"
+
+
 def _wrap(uri: str, exc: Exception) -> StorageError:
-    hint = ("check the bucket exists, AWS credentials and AWS_ENDPOINT_URL" if is_s3(uri)
-            else "check the path exists and is writable")
-    return StorageError(f"cannot access {uri!r}: {exc.__class__.__name__}: {exc} ({hint})")
+    """A StorageError naming the URI, the cause and what to check; never the credentials."""
+    detail = f"{exc.__class__.__name__}: {exc}"
+    if not is_s3(uri):
+        return StorageError(f"cannot access {uri!r}: {detail} (check the path exists and is writable)")
+    text = str(exc)
+    if "NETWORK_CONNECTION" in text or "curlCode" in text:
+        hint = (f"cannot reach the S3 endpoint {_endpoint_label()}: check the endpoint URL, that the service is "
+                "up and that this machine can reach it")
+    elif "NO_SUCH_BUCKET" in text or "NoSuchBucket" in text:
+        hint = f"bucket {_bucket(uri)!r} does not exist at {_endpoint_label()}: create it or fix the URI"
+    elif "ACCESS_DENIED" in text or "AccessDenied" in text or "InvalidAccessKeyId" in text \
+            or "SignatureDoesNotMatch" in text:
+        hint = ("access denied: check the AWS credentials (AWS_ACCESS_KEY_ID / AWS_PROFILE / instance role) and "
+                "the bucket policy")
+    else:
+        hint = f"check the bucket exists, the AWS credentials and the endpoint {_endpoint_label()}"
+    return StorageError(f"cannot access {uri!r}: {hint} ({detail})")
 
 
 def exists(uri: str) -> bool:
@@ -107,6 +135,10 @@ def list_dir(uri: str) -> list[str]:
     fs, path = filesystem(uri)
     try:
         infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+        if not infos and is_s3(uri) and fs.get_file_info(_bucket(uri)).type == pafs.FileType.NotFound:
+            # S3 lists nothing under a missing bucket too: say so rather than "empty".
+            raise StorageError(f"cannot list {uri!r}: bucket {_bucket(uri)!r} does not exist at "
+                               f"{_endpoint_label()}: create it or fix the URI")
     except OSError as exc:
         raise _wrap(uri, exc) from None
     return sorted(info.base_name for info in infos)

@@ -16,18 +16,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(cfg, args) -> int:
     from fashiongen import storage
-    from fashiongen.data.contract import load_catalogue
+    from fashiongen.data.contract import load_catalogue, read_meta
     from fashiongen.evaluation.recommender_eval import (evaluate_recommender, markdown_table, oracle_row,
                                                         write_results)
     from fashiongen.errors import FashiongenError
     from fashiongen.models.contract import load_recommender
 
+    catalogue_uri = args.catalogue or cfg.data.catalogue_uri
+    read_meta(catalogue_uri)  # no catalogue: `fashiongen prepare` comes before any model
     models_dir = storage.join(cfg.lake_uri, "models", "recommender")
     uris = args.model or [storage.join(models_dir, name) for name in storage.list_dir(models_dir) if name.endswith(".pt")]
     if not uris:
         raise FashiongenError(f"no recommender checkpoints under {models_dir}: run `fashiongen train-recommender` "
                               "first or pass --model URI")
-    catalogue_uri = args.catalogue or cfg.data.catalogue_uri
     catalogue = load_catalogue(catalogue_uri, with_images=False)
     options = {"split": args.split, "seed": cfg.recommender.seed, "max_users": args.max_users}
     rows, per_user = [], {}

@@ -17,13 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(cfg, args) -> int:
     from fashiongen import storage
     from fashiongen.config import recommender_model_uri
-    from fashiongen.data.contract import load_catalogue
+    from fashiongen.data.contract import load_catalogue, read_meta
     from fashiongen.models.contract import load_recommender
     from fashiongen.models.export import export_recommender
 
-    model_uri = args.model or recommender_model_uri(cfg)
-    model = load_recommender(model_uri)
-    catalogue = load_catalogue(args.catalogue or cfg.data.catalogue_uri, with_images=False)
+    catalogue_uri = args.catalogue or cfg.data.catalogue_uri
+    read_meta(catalogue_uri)  # no catalogue: `fashiongen prepare` comes before any model
+    model = load_recommender(args.model or recommender_model_uri(cfg))
+    catalogue = load_catalogue(catalogue_uri, with_images=False)
     out = args.out or storage.join(cfg.lake_uri, "export", "recommender", model.model_version)
     uris = export_recommender(model, catalogue, out, cfg.recommender.top_k, args.exclude_train)
     print(f"exported {model.kind} (model_version {model.model_version}): {catalogue.num_users} users, "

@@ -12,8 +12,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(cfg, args) -> int:
     import ray
 
+    from fashiongen.data.contract import read_meta
     from fashiongen.training.gan import train_gan
 
+    read_meta(args.catalogue or cfg.data.catalogue_uri)  # no catalogue: say so before starting Ray
     if not ray.is_initialized():
         ray.init(address=args.ray_address, include_dashboard=False)
     result = train_gan(cfg, args.catalogue)

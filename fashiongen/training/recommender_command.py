@@ -10,8 +10,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(cfg, args) -> int:
+    from fashiongen.data.contract import read_meta
     from fashiongen.training.recommender import train_recommender
 
+    read_meta(args.catalogue or cfg.data.catalogue_uri)  # no catalogue: say so before starting Ray
     if cfg.recommender.model == "dvbpr":
         import ray
 
