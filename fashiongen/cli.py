@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-gan": ("fashiongen.training.gan_command", "train (or resume) the category-conditional LSGAN with Ray Train"),
     "generate": ("fashiongen.generation.generate_command", "design for every (user, category) pair with Ray Data and publish the run to the lake"),
     "design": ("fashiongen.generation.design", "design for one user and write pictures: catalogue top-k vs generated, optimisation steps"),
+    "simulate-day": ("fashiongen.data.landing", "land a day of simulated shoppers' interactions for the nightly run"),
+    "nightly": ("fashiongen.pipeline.nightly", "refresh user vectors from landed interactions, evaluate, design for changed users, publish"),
     "lake": ("fashiongen.lake.command", "read the designs lake: complete runs, one user's designs, a contact sheet"),
 }
 

@@ -141,12 +141,24 @@ class GenerationConfig:
     users_uri: str = ""  # Parquet/CSV with user_id: design only these users (empty = all users)
     pairs_uri: str = ""  # Parquet/CSV with user_id, category: design exactly these pairs
     incremental: bool = False  # only users whose preference vector changed since the last published run
+    max_users: int = 0  # design for at most this many of the selected users (a stable sample by id hash; 0 = all)
     actors: int = 0  # actor pool size; 0 = one per GPU when the cluster has GPUs, else 1 CPU actor
     use_gpu: bool = True  # use the cluster's GPUs when it has some
     rows_per_file: int = 50000  # target rows per Parquet file of the designs table
     pairs_per_block: int = 1024  # pairs per input block: the unit of work an actor takes and a crash may redo
     write_image_objects: bool = False  # also write each PNG as an object under <lake>/images/ (hashed keys)
     fail_after_pairs: int = 0  # test hook: each design actor raises once it has designed this many pairs (0 = never)
+
+
+@dataclass
+class NightlyConfig:
+    """The nightly run: refresh user vectors from landed interactions (image network frozen), then design."""
+
+    interactions_uri: str = ""  # landing zone: <uri>/date=YYYY-MM-DD/*.parquet; empty = <lake_uri>/landing/interactions
+    refresh_steps: int = 200  # full-batch Adam steps on the changed users' vectors
+    refresh_lr: float = 0.05
+    seed: int = 0
+    max_auc_drop: float = 0.02  # refuse to publish when the changed users' validation AUC falls by more than this
 
 
 @dataclass
@@ -161,6 +173,7 @@ class Config:
     gan: GanConfig = field(default_factory=GanConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    nightly: NightlyConfig = field(default_factory=NightlyConfig)
 
 
 def recommender_model_uri(cfg: Config) -> str:

@@ -36,9 +36,10 @@ def s3_server():
             os.environ[k] = v
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_local(s3_server):
-    """One local Ray for the whole session (4 logical CPUs so 2 train workers + controller fit on 2 cores).
+    """A local Ray per test module (4 logical CPUs so 2 train workers + controller fit on 2 cores), shut down
+    after it so that a module may start and `ray stop` its own head (tests/test_nightly.py).
     Its workers get the moto server's AWS_* variables, as a cluster's nodes get their credentials."""
     import ray
 

@@ -129,7 +129,17 @@ def designed_digests(previous: pa.Table | None, current: pa.Table, designed: pa.
 
 
 def select_users(cfg: Config, run_date: str, digests: pa.Table) -> tuple[pa.Table, str]:
-    """The users to design for this run and a description of why."""
+    """The users to design for this run and a description of why (capped at generation.max_users)."""
+    users, why = _selected_users(cfg, run_date, digests)
+    cap = cfg.generation.max_users
+    if 0 < cap < users.num_rows:
+        ids = users.column("user_id").to_pylist()
+        order = sorted(range(len(ids)), key=lambda k: layout.id_key("sample", ids[k]))[:cap]
+        return users.take(sorted(order)), f"{why}, a stable sample of {cap} (generation.max_users)"
+    return users, why
+
+
+def _selected_users(cfg: Config, run_date: str, digests: pa.Table) -> tuple[pa.Table, str]:
     g = cfg.generation
     if g.users_uri:
         return _read_id_list(g.users_uri, ["user_id"]), f"users listed in {g.users_uri}"

@@ -87,6 +87,10 @@ class Recommender(abc.ABC):
     def item_features(self) -> torch.Tensor:
         """Φ of every catalogue item: (num_items, K) float32 (for non-visual models, their item factors)."""
 
+    def set_user_vectors(self, users: np.ndarray, vectors: torch.Tensor) -> None:
+        """Replace θ of `users` (the nightly refresh). Only models scored as θ_u · Φ_i support it."""
+        raise NotImplementedError(f"{self.kind} cannot refresh user vectors on their own: retrain it, or use dvbpr")
+
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """Differentiable Φ(images) for images in [-1, 1], (N, C, H, W) -> (N, K). Visual models only."""
         raise NotImplementedError(f"{self.kind} cannot score new images; use a visual model such as dvbpr")

@@ -154,6 +154,10 @@ class DVBPR(Recommender):
     def item_features(self) -> torch.Tensor:
         return self.item_phi
 
+    def set_user_vectors(self, users: np.ndarray, vectors: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.net.theta.weight[torch.as_tensor(np.asarray(users), device=self.device)] = vectors.to(self.device)
+
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         self.net.encoder.eval()
         return self.net.encoder(images)

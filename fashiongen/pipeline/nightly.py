@@ -1,0 +1,127 @@
+"""`fashiongen nightly`: fold the day's interactions into user vectors, check them, design for changed users.
+
+    fashiongen nightly --config configs/default.yaml run_date=2026-11-26
+
+1. A run date that is already published is a no-op (`--force` recomputes it).
+2. Refresh: start from the latest nightly model before the run date (else the trained recommender), read every
+   landed interaction up to the run date (`fashiongen.data.landing`), and refit θ of the users with interactions
+   landed *on* the run date, the image network frozen (`fashiongen.training.refresh`). Everyone else keeps their
+   vector bit for bit. Written to <lake>/models/recommender/nightly/run_date=D/<model>.pt; a rerun of the same
+   date rebuilds the same model.
+3. Evaluate: the changed users' validation AUC (full, the paper's formula) before and after; the run stops without
+   publishing when it falls by more than nightly.max_auc_drop. Report: <lake>/evaluation/nightly/run_date=D.json.
+4. Generate and publish: the Ray Data designs job in incremental mode with the refreshed model, so only users whose
+   vector changed (or who were never designed) get new designs. A crash resumes on rerun.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+
+import numpy as np
+
+from fashiongen import storage
+from fashiongen.config import Config, recommender_model_uri
+from fashiongen.errors import FashiongenError
+
+log = logging.getLogger(__name__)
+
+
+class NightlyError(FashiongenError, RuntimeError):
+    """A nightly run that must not publish; the message says why and what to do."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="recompute a run date that is already published")
+    parser.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
+
+
+def nightly_model_uri(cfg: Config, run_date: str) -> str:
+    return storage.join(cfg.lake_uri, "models", "recommender", "nightly", f"run_date={run_date}",
+                        f"{cfg.recommender.model}.pt")
+
+
+def previous_model_uri(cfg: Config, run_date: str) -> str:
+    """The latest nightly model strictly before `run_date`, else the trained recommender."""
+    folder = storage.join(cfg.lake_uri, "models", "recommender", "nightly")
+    dates = sorted(n.removeprefix("run_date=") for n in storage.list_dir(folder) if n.startswith("run_date="))
+    for date in reversed(dates):
+        if date < run_date and storage.exists(nightly_model_uri(cfg, date)):
+            return nightly_model_uri(cfg, date)
+    return recommender_model_uri(cfg)
+
+
+def refresh(cfg: Config, run_date: str) -> dict:
+    """Steps 2 and 3: write the refreshed model and its evaluation; returns the report (raises NightlyError)."""
+    from fashiongen.data.contract import load_catalogue
+    from fashiongen.data.landing import accept_landed, landing_uri, read_landed
+    from fashiongen.evaluation.auc import full_auc, held_out
+    from fashiongen.models.bpr import TrainSet
+    from fashiongen.models.contract import load_recommender
+    from fashiongen.training.refresh import refresh_user_vectors
+
+    catalogue = load_catalogue(cfg.data.catalogue_uri, with_images=False)
+    base_uri = previous_model_uri(cfg, run_date)
+    model = load_recommender(base_uri)
+    landing = landing_uri(cfg)
+    accepted = accept_landed(read_landed(landing, run_date), catalogue, run_date)
+    changed = accepted.today_users
+    train = TrainSet.from_pairs(np.concatenate([catalogue.train_users, accepted.users]),
+                                np.concatenate([catalogue.train_items, accepted.items]),
+                                catalogue.num_users, catalogue.num_items)
+    data = held_out(catalogue, "validation", changed)
+    auc_before = float(np.nanmean(full_auc(model.score, data))) if len(changed) else float("nan")
+    vectors, losses = refresh_user_vectors(model.user_vectors(), model.item_features(), changed, train,
+                                           steps=cfg.nightly.refresh_steps, lr=cfg.nightly.refresh_lr,
+                                           lambda_theta=cfg.recommender.lambda_theta, seed=cfg.nightly.seed)
+    if len(changed):
+        model.set_user_vectors(changed, vectors)
+    auc_after = float(np.nanmean(full_auc(model.score, data))) if len(changed) else float("nan")
+    report = {"run_date": run_date, "base_model": base_uri, "base_model_version": model.model_version,
+              "landing": landing, "changed_users": int(len(changed)), "landed_accepted": int(len(accepted.users)),
+              "quarantined": accepted.quarantine.counts(), "validation_auc_before": auc_before,
+              "validation_auc_after": auc_after, "refresh_loss_first": losses[0] if losses else None,
+              "refresh_loss_last": losses[-1] if losses else None}
+    out = storage.join(cfg.lake_uri, "evaluation", "nightly", f"run_date={run_date}")
+    if accepted.quarantine.rows:
+        storage.write_table(accepted.quarantine.to_table(), storage.join(out, "quarantine.parquet"))
+    drop = auc_before - auc_after
+    if len(changed) and drop > cfg.nightly.max_auc_drop:
+        report["verdict"] = f"refused: validation AUC fell by {drop:.4f} (> nightly.max_auc_drop)"
+        storage.write_bytes(storage.join(out, "report.json"), json.dumps(report, indent=2).encode())
+        raise NightlyError(f"nightly {run_date}: the refreshed vectors' validation AUC fell from {auc_before:.4f} to "
+                           f"{auc_after:.4f} for {len(changed)} users, more than nightly.max_auc_drop="
+                           f"{cfg.nightly.max_auc_drop}; nothing was published. Inspect the landed interactions "
+                           f"under {landing} (and {out}), or raise nightly.max_auc_drop.")
+    model.meta = {**model.meta, "nightly": {"run_date": run_date, "base_model": base_uri,
+                                             "changed_users": int(len(changed))}}
+    report["model_uri"] = nightly_model_uri(cfg, run_date)
+    report["model_version"] = model.save(report["model_uri"])  # a content hash: designs name the vectors behind them
+    report["verdict"] = "accepted"
+    storage.write_bytes(storage.join(out, "report.json"), json.dumps(report, indent=2).encode())
+    return report
+
+
+def run(cfg: Config, args: argparse.Namespace) -> int:
+    from fashiongen.generation.job import run_generation
+    from fashiongen.lake import publish
+    from fashiongen.lake.layout import today_utc, validate_run_date
+    from fashiongen.runtime import ensure_ray
+
+    run_date = validate_run_date(cfg.run_date or today_utc())
+    if publish.run_status(cfg.lake_uri, run_date) == publish.RunStatus.COMPLETE and not args.force:
+        print(f"nightly {run_date}: already published at {publish.run_uri(cfg.lake_uri, run_date)}; nothing to do "
+              "(--force recomputes)")
+        return 0
+    report = refresh(cfg, run_date)
+    print(f"nightly {run_date}: refreshed {report['changed_users']} user vector(s) from {report['landed_accepted']} "
+          f"landed interaction(s); validation AUC of those users {report['validation_auc_before']:.4f} -> "
+          f"{report['validation_auc_after']:.4f}; quarantined: {report['quarantined'] or 'none'}")
+    print(f"model: {report['model_uri']} (model_version {report['model_version']})")
+    generation = dataclasses.replace(cfg.generation, recommender_uri=report["model_uri"], incremental=True)
+    ensure_ray(args.ray_address)
+    summary = run_generation(dataclasses.replace(cfg, run_date=run_date, generation=generation), force=args.force)
+    print(summary.to_markdown())
+    return 0

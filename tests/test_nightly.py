@@ -1,0 +1,127 @@
+"""The nightly run submitted as a real Ray job: `ray start --head` on 127.0.0.1, `ray job submit --submission-id
+nightly-<date>`, outputs checked in the lake, the same date refused or a no-op, and `ray stop` at the end."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from fashiongen import storage
+from fashiongen.config import load_config
+from fashiongen.lake import reader
+
+REPO = Path(__file__).resolve().parents[1]
+FMNIST = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+pytestmark = pytest.mark.skipif(not (FMNIST / "t10k-images-idx3-ubyte.gz").exists(),
+                                reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")
+NUM_USERS = 6
+DAY1, DAY2 = "2026-11-25", "2026-11-26"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    """A simulated Fashion-MNIST catalogue and real (untrained) DVBPR + LSGAN where training would put them."""
+    from fashiongen.config import generator_model_uri, recommender_model_uri
+    from fashiongen.data.contract import load_catalogue
+    from fashiongen.data.prepare import prepare_catalogue
+    from fashiongen.models.dvbpr import DVBPR
+    from fashiongen.models.gan import ConditionalLSGAN
+
+    root = tmp_path_factory.mktemp("nightly")
+    overrides = [f"lake_uri={root}/lake", f"data.catalogue_uri={root}/lake/catalogue", "data.max_items=300",
+                 f"simulation.num_users={NUM_USERS}", "recommender.k=8", "generation.restarts=2",
+                 "generation.steps=2", "generation.top_k=2", "generation.batch_pairs=16", "nightly.refresh_steps=20",
+                 "nightly.max_auc_drop=1"]
+    cfg = load_config(None, overrides)
+    prepare_catalogue(cfg)
+    catalogue = load_catalogue(cfg.data.catalogue_uri)
+    rec = DVBPR.for_catalogue(catalogue, cfg.recommender)
+    rec.index_catalogue(catalogue.images)
+    rec.save(recommender_model_uri(cfg))
+    ConditionalLSGAN("small", 8, catalogue.categories, (1, 28, 28)).save(generator_model_uri(cfg))
+    return cfg, overrides, list(catalogue.user_ids)
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory):
+    """A Ray head started by the CLI, as on a cluster; stopped (`ray stop`) however the tests end."""
+    import ray
+
+    assert not ray.is_initialized(), "this module needs no in-process Ray: `ray stop` would kill it"
+    ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
+    temp_dir = tmp_path_factory.mktemp("ray")
+    dashboard = _free_port()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "RAY_DATA_DISABLE_PROGRESS_BARS": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("RAY_ADDRESS", None)
+    subprocess.run([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={_free_port()}",
+                    "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+                    "--num-cpus=2", f"--temp-dir={temp_dir}", "--disable-usage-stats"],
+                   check=True, env=env, capture_output=True, timeout=180)
+    try:
+        yield ray_bin, f"http://127.0.0.1:{dashboard}", env
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def _submit(ray_head, submission_id: str, *args: str) -> subprocess.CompletedProcess:
+    ray_bin, address, env = ray_head
+    return subprocess.run([ray_bin, "job", "submit", "--address", address, "--submission-id", submission_id,
+                           "--working-dir", str(REPO), "--", "python", "jobs/nightly.py", *args],
+                          env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+
+
+def test_nightly_jobs_design_changed_users_and_a_date_runs_once(lake, ray_head):
+    from fashiongen.data import landing
+
+    cfg, overrides, user_ids = lake
+    first = _submit(ray_head, f"nightly-{DAY1}", *overrides, f"run_date={DAY1}")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert reader.list_complete_runs(cfg.lake_uri) == [DAY1]
+    categories = len(json.loads(storage.read_bytes(f"{cfg.data.catalogue_uri}/catalogue.json"))["categories"])
+    assert set(reader.read_run(cfg.lake_uri, DAY1).column("user_id").to_pylist()) == set(user_ids)  # first run: all
+
+    # The day's interactions land: two shoppers come back; a row for an unknown user is quarantined, not fatal.
+    day_cfg = load_config(None, [*overrides, f"run_date={DAY2}"])
+    assert landing.run(day_cfg, _Args(users=2, picks=3)) == 0
+    landed = storage.read_table(landing.day_uri(landing.landing_uri(day_cfg), DAY2))
+    storage.write_table(pa.table({"user_id": ["stranger"], "item_id": landed.column("item_id").to_pylist()[:1],
+                                  "ts": landed.column("ts").slice(0, 1)}),
+                        storage.join(landing.day_uri(landing.landing_uri(day_cfg), DAY2), "upstream.parquet"))
+    returning = set(landed.column("user_id").to_pylist())
+
+    second = _submit(ray_head, f"nightly-{DAY2}", *overrides, f"run_date={DAY2}")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "refreshed 2 user vector(s)" in second.stdout
+    assert reader.list_complete_runs(cfg.lake_uri) == [DAY1, DAY2]
+    designs = reader.read_run(cfg.lake_uri, DAY2)
+    assert set(designs.column("user_id").to_pylist()) == returning  # only the users whose vector changed
+    assert designs.num_rows == len(returning) * categories * 2
+    report = json.loads(storage.read_bytes(f"{cfg.lake_uri}/evaluation/nightly/run_date={DAY2}/report.json"))
+    assert report["changed_users"] == 2 and report["quarantined"] == {"landed: user not in the catalogue": 1}
+    manifest = reader.read_manifest(cfg.lake_uri, DAY2)
+    assert manifest["model_version"].startswith(report["model_version"])
+
+    again = _submit(ray_head, f"nightly-{DAY2}", *overrides, f"run_date={DAY2}")
+    assert again.returncode != 0 and "already exists" in again.stdout + again.stderr  # Ray refuses the same id
+    retry = _submit(ray_head, f"nightly-{DAY2}-retry", *overrides, f"run_date={DAY2}")
+    assert retry.returncode == 0 and "nothing to do" in retry.stdout  # a published date is a no-op
+    assert reader.read_manifest(cfg.lake_uri, DAY2) == manifest
+
+
+class _Args:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
