@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-gan": ("fashiongen.training.gan_command", "train (or resume) the category-conditional LSGAN with Ray Train"),
     "generate": ("fashiongen.generation.generate_command", "design for every (user, category) pair with Ray Data and publish the run to the lake"),
     "design": ("fashiongen.generation.design", "design for one user and write pictures: catalogue top-k vs generated, optimisation steps"),
+    "demo": ("fashiongen.pipeline.demo", "the whole pipeline on the embedded default, ending with the AUC table and the designs"),
     "simulate-day": ("fashiongen.data.landing", "land a day of simulated shoppers' interactions for the nightly run"),
     "nightly": ("fashiongen.pipeline.nightly", "refresh user vectors from landed interactions, evaluate, design for changed users, publish"),
     "lake": ("fashiongen.lake.command", "read the designs lake: complete runs, one user's designs, a contact sheet"),
@@ -36,11 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--config", default=None, help="YAML config file (default: built-in defaults)")
-        p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. recommender.epochs=3")
         p.set_defaults(_module=module)
         adder = getattr(importlib.import_module(module), "add_arguments", None)
         if adder:
-            adder(p)
+            adder(p)  # a command's own positionals (e.g. `lake runs`) come before the overrides
+        p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. recommender.epochs=3")
     return parser
 
 

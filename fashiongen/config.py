@@ -7,6 +7,7 @@ Unknown keys and values of the wrong type raise `ConfigError` naming the key and
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -260,7 +261,8 @@ def parse_override(text: str) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Defaults, then the YAML file (if any), then each `key=value` override in order."""
+    """Defaults, then the YAML file (if any), then each `key=value` override in order; relative local paths
+    become absolute (see `_absolute_paths`)."""
     cfg = Config()
     if path:
         p = Path(path)
@@ -275,7 +277,23 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         _apply(cfg, data)
     for item in overrides:
         _apply(cfg, parse_override(item))
+    _absolute_paths(cfg)
     return cfg
+
+
+_PATH_SUFFIXES = ("_uri", "_path", "_dir")
+
+
+def _absolute_paths(obj: Any) -> None:
+    """Resolve relative local paths (fields named *_uri, *_path, *_dir) against the current directory, so that
+    Ray workers, which run in other directories, read and write the same files as the driver."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _absolute_paths(value)
+        elif (f.name.endswith(_PATH_SUFFIXES) and isinstance(value, str) and value and "://" not in value
+              and not os.path.isabs(value)):
+            setattr(obj, f.name, os.path.abspath(value))
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

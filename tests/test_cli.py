@@ -183,9 +183,6 @@ def test_missing_bucket_is_named(s3_server, tmp_path, capsys):
     assert f"bucket 'no-such-bucket' does not exist at {s3_server}" in err and "create it or fix the URI" in err
 
 
-@pytest.mark.xfail(strict=True, reason="cli.build_parser adds the key=value positional before the command's own "
-                                       "positionals, so `lake runs key=value` reads 'runs' as an override; remove "
-                                       "this mark once overrides are added after add_arguments")
 def test_lake_action_comes_before_overrides(tmp_path, capsys):
     code, out, _ = run_cli(capsys, "lake", "runs", f"lake_uri={tmp_path / 'lake'}")
     assert code == 0 and f"no complete runs in {tmp_path / 'lake'}" in out

@@ -51,3 +51,11 @@ def test_shipped_config_files_load():
     assert files, "configs/ should ship at least the default config"
     for f in files:
         load_config(f)
+
+
+def test_relative_local_paths_become_absolute_and_uris_stay(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, ["lake_uri=lake", "data.catalogue_uri=s3://bucket/catalogue", "train.storage_path=file:///x"])
+    assert cfg.lake_uri == str(tmp_path / "lake")  # Ray workers run elsewhere: they must see the same folder
+    assert cfg.data.catalogue_uri == "s3://bucket/catalogue" and cfg.train.storage_path == "file:///x"
+    assert cfg.generation.recommender_uri == ""  # empty means "the default", not the current directory

@@ -95,8 +95,9 @@ def test_crash_halfway_then_rerun_gives_each_pair_exactly_once(ray_local, tmp_pa
 
     lake = str(tmp_path / "lake")
     pairs = NUM_USERS * len(models["categories"])
+    # The actor dies on its 4th block of 5: the first three have long been written (writes are quick next to design).
     with pytest.raises(Exception, match="injected failure"):
-        run_generation(job_config(models, lake, f"generation.fail_after_pairs={pairs // 2}"))
+        run_generation(job_config(models, lake, f"generation.fail_after_pairs={pairs * 3 // 4}"))
     assert reader.list_complete_runs(lake) == []  # a reader never sees the partial run
     written = publish.dedupe_check(lake, "2026-11-26").pairs
     assert 0 < written < pairs
@@ -148,3 +149,17 @@ def _users_file(tmp_path, user_ids) -> str:
     uri = str(tmp_path / f"users-{uuid.uuid4().hex[:6]}.csv")
     Path(uri).write_text("user_id\n" + "\n".join(user_ids) + "\n")
     return uri
+
+
+def test_max_users_is_a_stable_sample_of_the_selection(tmp_path):
+    from fashiongen.generation.job import select_users, user_digests
+
+    ids = np.array([f"user-{k:03d}" for k in range(50)])
+    digests = user_digests(np.zeros((50, 4), np.float32), ids)
+    cfg = load_config(None, [f"lake_uri={tmp_path}", "generation.max_users=7"])
+    users, why = select_users(cfg, "2026-11-26", digests)
+    again, _ = select_users(cfg, "2026-11-26", digests.take(np.arange(49, -1, -1)))  # row order does not matter
+    assert users.num_rows == 7 and "max_users" in why
+    assert sorted(users.column("user_id").to_pylist()) == sorted(again.column("user_id").to_pylist())
+    everyone, _ = select_users(load_config(None, [f"lake_uri={tmp_path}"]), "2026-11-26", digests)
+    assert everyone.num_rows == 50

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -71,17 +72,28 @@ def ray_head(tmp_path_factory):
                     "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
                     "--num-cpus=2", f"--temp-dir={temp_dir}", "--disable-usage-stats"],
                    check=True, env=env, capture_output=True, timeout=180)
+    address = f"http://127.0.0.1:{dashboard}"
     try:
-        yield ray_bin, f"http://127.0.0.1:{dashboard}", env
+        for _ in range(120):  # the job agent comes up a little after `ray start` returns
+            if subprocess.run([ray_bin, "job", "list", "--address", address], env=env, capture_output=True,
+                              timeout=60).returncode == 0:
+                break
+            time.sleep(1)
+        yield ray_bin, address, env
     finally:
         subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
 def _submit(ray_head, submission_id: str, *args: str) -> subprocess.CompletedProcess:
     ray_bin, address, env = ray_head
-    return subprocess.run([ray_bin, "job", "submit", "--address", address, "--submission-id", submission_id,
-                           "--working-dir", str(REPO), "--", "python", "jobs/nightly.py", *args],
-                          env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+    for _ in range(30):  # on a loaded machine the head's job agent may not be registered yet: not our job's fault
+        done = subprocess.run([ray_bin, "job", "submit", "--address", address, "--submission-id", submission_id,
+                               "--working-dir", str(REPO), "--", "python", "jobs/nightly.py", *args],
+                              env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+        if "No available agent" not in done.stdout + done.stderr:
+            return done
+        time.sleep(2)
+    return done
 
 
 def test_nightly_jobs_design_changed_users_and_a_date_runs_once(lake, ray_head):
