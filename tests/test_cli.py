@@ -129,7 +129,8 @@ def no_ray(monkeypatch):
     monkeypatch.setattr(ray, "init", refuse)
 
 
-@pytest.mark.parametrize("command", ["train-recommender", "train-gan", "evaluate", "export", "design"])
+@pytest.mark.parametrize("command", ["train-recommender", "train-gan", "evaluate", "export", "design", "generate",
+                                     "nightly"])
 def test_missing_catalogue_says_run_prepare(command, tmp_path, capsys, no_ray):
     empty = tmp_path / "catalogue"
     empty.mkdir()
@@ -141,7 +142,7 @@ def test_missing_catalogue_says_run_prepare(command, tmp_path, capsys, no_ray):
     assert not (tmp_path / "lake").exists() and not (tmp_path / "train").exists()
 
 
-@pytest.mark.parametrize("command", ["export", "evaluate"])
+@pytest.mark.parametrize("command", ["export", "evaluate", "generate", "nightly"])
 def test_missing_model_says_train_first(command, tmp_path, capsys):
     catalogue = tmp_path / "catalogue"
     planted_catalogue(str(catalogue), num_items=20, num_users=6, per_user=4)

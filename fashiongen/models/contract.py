@@ -49,11 +49,16 @@ def save_checkpoint(uri: str, payload: dict[str, Any]) -> str:
     return version
 
 
-def read_checkpoint(uri: str) -> dict[str, Any]:
-    """Load a checkpoint file with `weights_only=True` (no arbitrary code runs on load)."""
+def require_checkpoint(uri: str) -> None:
+    """Raise CheckpointError saying what to do when there is no checkpoint at `uri`."""
     if not storage.exists(uri):
         raise CheckpointError(f"no checkpoint at {uri!r}: train the model first (fashiongen train-recommender / "
                               "train-gan) or point the config at an existing checkpoint")
+
+
+def read_checkpoint(uri: str) -> dict[str, Any]:
+    """Load a checkpoint file with `weights_only=True` (no arbitrary code runs on load)."""
+    require_checkpoint(uri)
     try:
         payload = torch.load(io.BytesIO(storage.read_bytes(uri)), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
