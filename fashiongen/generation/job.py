@@ -379,8 +379,11 @@ def _reason_class(reason: str) -> str:
     return reason.split(" (")[0]
 
 
+SUMMARY_COLUMNS = ["pair_id", "rank", "lift", "oracle_score", "dataset_oracle_scores"]
+
+
 def _summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
-    run = reader.read_run(cfg.lake_uri, run_date)
+    run = reader.read_run(cfg.lake_uri, run_date, columns=SUMMARY_COLUMNS)  # not the images: driver memory stays flat
     best = run.filter(pc.equal(run.column("rank"), 1))
     done = set(run.column("pair_id").to_pylist())
     failed = _failures(cfg, run_date, done)

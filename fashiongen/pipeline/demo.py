@@ -42,18 +42,17 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, use_gpu=True))
     cfg = dataclasses.replace(cfg, run_date=layout.validate_run_date(cfg.run_date or layout.today_utc()))
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
-    steps = 6 + len(baselines)
+    steps = 7 + len(baselines)
     step = 0
 
-    def call(title: str, command: str, step_cfg: Config, *flags: str):
+    def call(title: str, command: str, step_cfg: Config, *flags: str) -> None:
         nonlocal step
         step += 1
         print(f"\n=== [{step}/{steps}] {title}: fashiongen {command} {' '.join(flags)}".rstrip() + " ===", flush=True)
         parsed = parser.parse_args([command, *flags])
         t0 = time.perf_counter()
-        out = importlib.import_module(parsed._module).run(step_cfg, parsed)
+        importlib.import_module(parsed._module).run(step_cfg, parsed)
         timings[title] = time.perf_counter() - t0
-        return out
 
     ensure_ray()
     call("catalogue", "prepare", cfg)
@@ -74,14 +73,18 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     timings["designs"] = time.perf_counter() - t0
     print(summary.to_markdown())
 
+    step += 1
+    print(f"\n=== [{step}/{steps}] contact sheets: fashiongen lake sheet --user <id> ===", flush=True)
+    t0 = time.perf_counter()
     designed = reader.read_run(cfg.lake_uri, cfg.run_date, columns=["user_id"]).column("user_id")
-    users = sorted(set(designed.to_pylist()))[:args.sheets]
     sheets = []
-    for user in users:
+    for user in sorted(set(designed.to_pylist()))[:args.sheets]:
         out = storage.join(cfg.lake_uri, "pictures", f"run_date={cfg.run_date}",
                            f"sheet-{layout.id_key('user', user)}.png")
-        call(f"contact sheet {user}", "lake", cfg, "sheet", "--user", user, "--run-date", cfg.run_date, "--out", out)
+        parsed = parser.parse_args(["lake", "sheet", "--user", user, "--run-date", cfg.run_date, "--out", out])
+        importlib.import_module(parsed._module).run(cfg, parsed)
         sheets.append((user, out))
+    timings["contact sheets"] = time.perf_counter() - t0
 
     results = storage.read_table(storage.join(cfg.lake_uri, "evaluation", "recommender", "test", "results.parquet"))
     print("\n" + "=" * 100 + "\nfashiongen demo: done in "
