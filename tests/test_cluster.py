@@ -333,6 +333,6 @@ def test_fallback_cronjob():
     assert len(name) <= 63
     assert job["spec"]["jobId"] == f"nightly-{SAMPLE_DATE}"
     assert f"run_date={SAMPLE_DATE}" in entrypoint_tokens(job["spec"]["entrypoint"])
-    assert load_config(REPO / "configs/default.yaml",
+    assert load_config(REPO / "configs/cluster.yaml",
                        entrypoint_tokens(job["spec"]["entrypoint"])[4:]).run_date == SAMPLE_DATE
     assert job["spec"]["activeDeadlineSeconds"] < cron["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]

@@ -66,12 +66,13 @@ def test_loss_is_the_official_batch_sum_with_weight_decay_on_weights_only():
     torch.testing.assert_close(x, (net.theta.weight[users] * (phi_p - phi_n)).sum(1))
     loss, objective = dvbpr_loss(net, x, theta, lambda_cnn=1e-3, lambda_theta=1.0)
     decay = 1e-3 * 0.5 * sum(float(w.detach().pow(2).sum()) for w in regularised_weights(net.encoder))
-    expected = float(-torch.nn.functional.logsigmoid(x).sum() + 0.5 * net.theta.weight[users].pow(2).sum()) + decay
-    assert objective == pytest.approx(expected, rel=1e-5) and float(loss) == pytest.approx(expected, rel=1e-5)
+    with torch.no_grad():
+        expected = float(-torch.nn.functional.logsigmoid(x).sum() + 0.5 * net.theta.weight[users].pow(2).sum()) + decay
+    assert objective == pytest.approx(expected, rel=1e-5) and loss.item() == pytest.approx(expected, rel=1e-5)
     scaled, _ = dvbpr_loss(net, x, theta, 1e-3, 1.0, data_scale=2.0)  # DDP with 2 workers: data terms x2, decay once
-    assert float(scaled) == pytest.approx(2 * (expected - decay) + decay, rel=1e-5)
+    assert scaled.item() == pytest.approx(2 * (expected - decay) + decay, rel=1e-5)
     assert len(regularised_weights(net.encoder)) == 5 and all(w.dim() > 1 for w in regularised_weights(net.encoder))
-    assert 0 <= float(net.theta.weight.min()) and float(net.theta.weight.max()) <= 0.01  # θ ~ U(0, 0.01)
+    assert 0 <= net.theta.weight.min().item() and net.theta.weight.max().item() <= 0.01  # θ ~ U(0, 0.01)
 
 
 def test_dvbpr_learns_a_planted_visual_signal_and_round_trips(catalogue, tmp_path):
