@@ -70,7 +70,8 @@ class Quarantine:
         return pa.table([pa.array(c, pa.string()) for c in cols], schema=QUARANTINE_SCHEMA)
 
 
-def _require_columns(table: pa.Table, schema: pa.Schema, name: str) -> pa.Table:
+def require_columns(table: pa.Table, schema: pa.Schema, name: str) -> pa.Table:
+    """`table` with exactly `schema`'s columns and types, or a CatalogueError naming `name` and the schema."""
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise CatalogueError(f"{name} is missing column(s) {missing}; expected schema: {schema}")
@@ -84,7 +85,7 @@ def validate_items(items: pa.Table, quarantine: Quarantine, categories: list[str
                    expect_mode: str | None = None, expect_size: tuple[int, int] | None = None) -> tuple[pa.Table, dict]:
     """Check ids, categories and image bytes. Undecodable images and images whose mode or size differ
     from the catalogue's are quarantined. Returns (clean items, image info {mode, width, height})."""
-    items = _require_columns(items, ITEMS_SCHEMA, "items")
+    items = require_columns(items, ITEMS_SCHEMA, "items")
     ids = items.column("item_id").to_pylist()
     if any(i is None or i == "" for i in ids):
         raise CatalogueError("items has an empty item_id: every item needs a unique, non-empty id")
@@ -131,7 +132,7 @@ def validate_items(items: pa.Table, quarantine: Quarantine, categories: list[str
 def validate_interactions(interactions: pa.Table, item_ids: set[str], quarantine: Quarantine) -> pd.DataFrame:
     """Quarantine interactions naming unknown items, duplicates of a (user, item) pair (the earliest is
     kept) and users with fewer than 3 interactions (leave-one-out needs train + validation + test)."""
-    inter = _require_columns(interactions, INTERACTIONS_SCHEMA, "interactions").to_pandas()
+    inter = require_columns(interactions, INTERACTIONS_SCHEMA, "interactions").to_pandas()
     if inter["user_id"].isna().any() or (inter["user_id"] == "").any():
         raise CatalogueError("interactions has an empty user_id: every interaction needs a user")
     unknown = ~inter["item_id"].isin(item_ids)

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from fashiongen import storage
 from fashiongen.config import Config
-from fashiongen.data.contract import INTERACTIONS_SCHEMA, Catalogue, CatalogueError, Quarantine, _require_columns
+from fashiongen.data.contract import INTERACTIONS_SCHEMA, Catalogue, CatalogueError, Quarantine, require_columns
 from fashiongen.lake.layout import validate_run_date
 
 DAY_MS = 86_400_000
@@ -43,7 +43,7 @@ def read_landed(landing: str, until: str) -> pd.DataFrame:
     frames = []
     for date in landed_dates(landing, until):
         uri = day_uri(landing, date)
-        table = _require_columns(storage.read_table(uri), INTERACTIONS_SCHEMA, f"landed interactions {uri}")
+        table = require_columns(storage.read_table(uri), INTERACTIONS_SCHEMA, f"landed interactions {uri}")
         frames.append(table.to_pandas().assign(date=date))
     if not frames:
         return pd.DataFrame({"user_id": [], "item_id": [], "ts": [], "date": []})
