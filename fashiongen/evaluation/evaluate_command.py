@@ -14,6 +14,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: <lake>/evaluation/recommender/<split>)")
 
 
+def results_uri(lake_uri: str, split: str) -> str:
+    """Where `fashiongen evaluate` writes by default (results.parquet, results.json, per_user.parquet)."""
+    from fashiongen import storage
+
+    return storage.join(lake_uri, "evaluation", "recommender", split)
+
+
 def run(cfg, args) -> int:
     from fashiongen import storage
     from fashiongen.data.contract import load_catalogue, read_meta
@@ -42,7 +49,7 @@ def run(cfg, args) -> int:
     if oracle is not None:
         rows.append({**oracle[0], "model_uri": ""})
         per_user["oracle"] = oracle[1]
-    out = args.out or storage.join(cfg.lake_uri, "evaluation", "recommender", args.split)
+    out = args.out or results_uri(cfg.lake_uri, args.split)
     write_results(rows, per_user, out)
     print(markdown_table(rows))
     print(f"\nwritten to {out} (results.parquet, results.json, per_user.parquet)")

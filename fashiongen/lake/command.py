@@ -64,7 +64,7 @@ def _sheet(cfg, user: str | None, run_date: str | None, out: str | None) -> int:
     from fashiongen import storage
     from fashiongen.data.images import decode_image
     from fashiongen.generation.pictures import SheetRow, contact_sheet, save_png
-    from fashiongen.lake.layout import design_key
+    from fashiongen.lake.layout import sheet_uri
 
     rows = _user_rows(cfg.lake_uri, user, run_date)
     wanted = sorted({i for ids in rows.column("dataset_top_item_ids").to_pylist() for i in ids})
@@ -88,8 +88,7 @@ def _sheet(cfg, user: str | None, run_date: str | None, out: str | None) -> int:
             generated_truth=None if part[0]["oracle_score"] is None
             else np.asarray([r["oracle_score"] for r in part], np.float32)))
     date = rows.column("run_date")[0].as_py()
-    out = out or storage.join(cfg.lake_uri, "pictures", f"run_date={date}",
-                              f"sheet-{design_key(str(user), 'sheet', 1)[:16]}.png")
+    out = out or sheet_uri(cfg.lake_uri, date, str(user))
     save_png(contact_sheet(f"user {user} - run {date}: top real items | top designs", sheet_rows), out)
     print(f"contact sheet: {out}")
     return 0

@@ -5,6 +5,7 @@
     <lake>/images/run_date=YYYY-MM-DD/<h[:2]>/<h>.png    optional PNG objects, h = design_key(user, category, rank)
     <lake>/_checkpoints/designs/run_date=YYYY-MM-DD/     Ray Data checkpoint of the run (deleted after the commit)
     <lake>/pictures/user=<id_key>/                      `fashiongen design` pictures of one user
+    <lake>/pictures/run_date=YYYY-MM-DD/sheet-<id_key>.png  `fashiongen lake sheet` contact sheets
 
 Partitioning: only by `run_date`. Not by `category`: the main read is "every design of one user" (all categories),
 categories are few and dictionary-encoded so Parquet statistics prune them anyway, and Ray's `partition_cols` writes
@@ -123,6 +124,11 @@ def design_key(user_id: str, category: str, rank: int) -> str:
 def id_key(kind: str, record_id: str) -> str:
     """The path-safe stand-in for an id ("user", "item"...) in a file name: 32 hex chars of a SHA-256 digest."""
     return _digest(kind, record_id)[:32]
+
+
+def sheet_uri(lake_uri: str, run_date: str, user_id: str) -> str:
+    """Where `fashiongen lake sheet` writes a user's contact sheet for a run (named by a digest of the id)."""
+    return storage.join(lake_uri, "pictures", _partition(run_date), f"sheet-{id_key('user', user_id)}.png")
 
 
 def image_uri(lake_uri: str, run_date: str, user_id: str, category: str, rank: int) -> str:

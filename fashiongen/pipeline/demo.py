@@ -17,7 +17,7 @@ import importlib
 import time
 
 from fashiongen import storage
-from fashiongen.config import Config
+from fashiongen.config import Config, recommender_model_uri
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +30,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     import torch
 
     from fashiongen.cli import build_parser
+    from fashiongen.evaluation.evaluate_command import results_uri
     from fashiongen.evaluation.recommender_eval import markdown_table
     from fashiongen.generation.job import run_generation
     from fashiongen.lake import layout, reader
@@ -59,9 +60,8 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     for name in baselines:
         call(f"baseline {name}", "train-recommender", _with_model(cfg, name))
     call("DVBPR", "train-recommender", cfg)
-    models_dir = storage.join(cfg.lake_uri, "models", "recommender")
     model_flags = [f for name in [*baselines, cfg.recommender.model]
-                   for f in ("--model", storage.join(models_dir, f"{name}.pt"))]
+                   for f in ("--model", recommender_model_uri(_with_model(cfg, name)))]
     call("evaluation", "evaluate", cfg, *model_flags)
     call("export", "export", cfg)
     call("GAN", "train-gan", cfg)
@@ -79,14 +79,13 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     designed = reader.read_run(cfg.lake_uri, cfg.run_date, columns=["user_id"]).column("user_id")
     sheets = []
     for user in sorted(set(designed.to_pylist()))[:args.sheets]:
-        out = storage.join(cfg.lake_uri, "pictures", f"run_date={cfg.run_date}",
-                           f"sheet-{layout.id_key('user', user)}.png")
-        parsed = parser.parse_args(["lake", "sheet", "--user", user, "--run-date", cfg.run_date, "--out", out])
+        parsed = parser.parse_args(["lake", "sheet", "--user", user, "--run-date", cfg.run_date])
         importlib.import_module(parsed._module).run(cfg, parsed)
-        sheets.append((user, out))
+        sheets.append((user, layout.sheet_uri(cfg.lake_uri, cfg.run_date, user)))
     timings["contact sheets"] = time.perf_counter() - t0
 
-    results = storage.read_table(storage.join(cfg.lake_uri, "evaluation", "recommender", "test", "results.parquet"))
+    evaluation = results_uri(cfg.lake_uri, "test")
+    results = storage.read_table(storage.join(evaluation, "results.parquet"))
     print("\n" + "=" * 100 + "\nfashiongen demo: done in "
           f"{time.perf_counter() - began:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})\n")
     print("## Recommenders (test split; 95% bootstrap intervals)\n")
@@ -98,8 +97,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     print("- query them: `fashiongen lake runs`, `fashiongen lake show --user <id>`; see the README's 'Reading the lake'")
     for user, out in sheets:
         print(f"- contact sheet of {user}: {out}")
-    print(f"- models: {storage.join(cfg.lake_uri, 'models')}; evaluation: "
-          f"{storage.join(cfg.lake_uri, 'evaluation', 'recommender', 'test')}")
+    print(f"- models: {storage.join(cfg.lake_uri, 'models')}; evaluation: {evaluation}")
     return 0
 
 
