@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fashiongen.config import GenerationConfig
+from fashiongen.config import DesignConfig
 from fashiongen.generation.engine import DesignObjective, PreferenceEngine, image_adapter
 from fashiongen.models.contract import load_generator, load_recommender
 from fashiongen.models.dvbpr import DVBPR
@@ -33,7 +33,7 @@ CATEGORIES = [f"c{k}" for k in range(10)]
 
 
 def official_procedure(objective: DesignObjective, users: np.ndarray, cats: np.ndarray,
-                       settings: GenerationConfig, seed: int = 0) -> list[torch.Tensor]:
+                       settings: DesignConfig, seed: int = 0) -> list[torch.Tensor]:
     """PM/main.py for each pair in turn: 16 restarts, mean objective, Adam(0.05) x 10 steps, fp32; final images."""
     gen = torch.Generator().manual_seed(seed)
     generator, recommender = objective.generator, objective.recommender
@@ -96,13 +96,14 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     generator = load_generator(args.generator) if args.generator else \
         ConditionalLSGAN("small", 64, CATEGORIES, (1, 28, 28)).eval()
-    recommender = load_recommender(args.recommender) if args.recommender else DVBPR(args.users, 2000, 50, "small")
+    recommender = load_recommender(args.recommender) if args.recommender else \
+        DVBPR(k=50, arch="small").build(args.users, 2000, (1, 28, 28))
     n_items, n_users = len(recommender.item_features()), len(recommender.user_vectors())
     n_cat = len(generator.categories)
     item_category = np.arange(n_items) % n_cat
     rng = np.random.default_rng(0)
     users, cats = rng.integers(0, n_users, args.pairs), rng.integers(0, n_cat, args.pairs)
-    settings = GenerationConfig()
+    settings = DesignConfig()
     print(f"models: generator {'checkpoint ' + args.generator if args.generator else 'small LSGAN, random init'}; "
           f"recommender {'checkpoint ' + args.recommender if args.recommender else 'small DVBPR, random init'}")
     print(f"settings: R={settings.restarts} T={settings.steps} lr={settings.lr} eta={settings.eta}; {args.pairs} pairs; "
@@ -118,7 +119,7 @@ def main() -> int:
     run_date = "2024-05-01"
     for batch in [int(b) for b in args.batch_pairs.split(",")]:
         for mixed in (False, True) if args.bf16 else (False,):
-            s = GenerationConfig(batch_pairs=batch, mixed_precision=mixed)
+            s = DesignConfig(batch_pairs=batch, mixed_precision=mixed)
             engine = PreferenceEngine(recommender, generator, s, item_category)
             engine.optimise(["warm"], users[:1], cats[:1], run_date)
             seconds, _ = timed(lambda: engine.optimise([f"p{i}" for i in range(args.pairs)], users, cats, run_date))

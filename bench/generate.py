@@ -10,7 +10,7 @@ cores; workers get OMP_NUM_THREADS=1) and write the lake under `--work` too.
 
 throughput: the small default models (DVBPR small k=50, LSGAN small z=64) at the official R=16, T=10. Each repeat
 times, in this order, the bare engine in the driver (`PreferenceEngine.optimise` on the run's pairs, built exactly as
-a DesignActor builds it: same checkpoints, catalogue, oracle and GenerationConfig, torch threads = one actor's) and
+a DesignActor builds it: same checkpoints, catalogue, oracle and DesignConfig, torch threads = one actor's) and
 the job end to end (`run_generation`, fresh run_date, force). Reports both rates, their ratio and where the job's
 wall time goes (driver phases, timed by wrapping the job's own functions; actor construction, row building and PNG
 encoding, timed in the driver).
@@ -66,20 +66,25 @@ def build_models(work: Path, users: int, k: int, z_dim: int) -> dict[str, str]:
     rec_uri, gan_uri = str(models / "dvbpr.pt"), str(models / "generator.pt")
     if not (Path(rec_uri).exists() and Path(gan_uri).exists()):
         catalogue = load_catalogue(catalogue_uri)
-        rec = DVBPR.for_catalogue(catalogue, cfg.recommender)
+        rec = DVBPR.from_config(cfg.recommender)
+        rec.build_for(catalogue)
         rec.index_catalogue(catalogue.images)
         rec.save(rec_uri)
         ConditionalLSGAN("small", z_dim, catalogue.categories, tuple(rec.image_shape)).save(gan_uri)
     return {"catalogue_uri": catalogue_uri, "rec_uri": rec_uri, "gan_uri": gan_uri}
 
 
-def job_config(models: dict[str, str], lake: str, generation: dict[str, object]):
-    from fashiongen.config import load_config
+def job_config(models: dict[str, str], lake: str, settings: dict[str, object], run_date: str = ""):
+    """The job's config: each setting goes to the design section (engine) or the generation section (job)."""
+    import dataclasses
 
+    from fashiongen.config import DesignConfig, load_config
+
+    design = {f.name for f in dataclasses.fields(DesignConfig)}
     return load_config(None, [f"lake_uri={lake}", f"data.catalogue_uri={models['catalogue_uri']}",
-                              f"generation.recommender_uri={models['rec_uri']}",
+                              f"generation.recommender_uri={models['rec_uri']}", f"run_date={run_date}",
                               f"generation.generator_uri={models['gan_uri']}", "generation.use_gpu=false",
-                              *(f"generation.{k}={v}" for k, v in generation.items())])
+                              *(f"{'design' if k in design else 'generation'}.{k}={v}" for k, v in settings.items())])
 
 
 def start_ray(num_cpus: int, object_store_gib: float) -> None:
@@ -93,22 +98,23 @@ def start_ray(num_cpus: int, object_store_gib: float) -> None:
 def driver_actor(cfg, run_date: str):
     """A DesignActor built in this process: the exact engine, models and settings the job's actors use."""
     from fashiongen.config import to_dict
-    from fashiongen.config import design_model_uris
-    from fashiongen.generation.job import DesignActor, work_uri
+    from fashiongen.generation.actor import DesignActor
+    from fashiongen.lake.paths import LakePaths
 
-    rec_uri, gen_uri = design_model_uris(cfg)
-    return DesignActor(rec_uri, gen_uri, cfg.data.catalogue_uri, to_dict(cfg.generation), run_date, "bench",
-                       work_uri(cfg.lake_uri, run_date, "bench-failures"))
+    paths = LakePaths.of(cfg)
+    rec_uri, gen_uri = paths.design_models(cfg.recommender.model)
+    return DesignActor(rec_uri, gen_uri, cfg.data.catalogue_uri, to_dict(cfg.design), run_date, "bench",
+                       paths.work(run_date, "bench-failures"))
 
 
 def read_pairs(cfg, run_date: str, limit: int | None = None):
     """The pairs the job wrote for `run_date` (pair_id, user_id, category), in file order."""
-    from fashiongen.generation.job import work_uri
+    from fashiongen.lake.paths import LakePaths
     from fashiongen import storage
 
     import pyarrow.dataset as ds
 
-    fs, path = storage.filesystem(work_uri(cfg.lake_uri, run_date, "pairs"))
+    fs, path = storage.filesystem(LakePaths(cfg.lake_uri).work(run_date, "pairs"))
     table = ds.dataset(path, filesystem=fs, format="parquet", exclude_invalid_files=True).to_table()
     return table if limit is None else table.slice(0, limit)
 
@@ -133,16 +139,17 @@ class Phases:
     @contextlib.contextmanager
     def wrapped(self, lake: str):
         from fashiongen.generation import job
-        from fashiongen.lake import layout, publish
+        from fashiongen.lake import publish
+        from fashiongen.lake.paths import LakePaths
 
         originals = {"write_pairs": (job, job.write_pairs), "dedupe_check": (publish, publish.dedupe_check),
-                     "publish_run": (publish, publish.publish_run), "_summarise": (job, job._summarise)}
+                     "publish_run": (publish, publish.publish_run), "summarise": (job, job.summarise)}
 
         def timed(name, fn):
             def call(*args, **kwargs):
                 if name == "publish_run":  # the checkpoint is deleted by publish_run: size it first
                     self.notes["checkpoint_bytes"], self.notes["checkpoint_files"] = \
-                        dir_size(Path(layout.checkpoint_uri(lake, args[1])))
+                        dir_size(Path(LakePaths(lake).checkpoint(args[1])))
                 start = time.perf_counter()
                 try:
                     return fn(*args, **kwargs)
@@ -301,8 +308,7 @@ def throughput(args: argparse.Namespace) -> int:
 
     warm_users = work / "warm-up-users.csv"
     warm_users.write_text("user_id\n" + str(load_catalogue(models["catalogue_uri"], with_images=False).user_ids[0]) + "\n")
-    cfg = job_config(models, lake, {**generation, "users_uri": str(warm_users)})
-    cfg.run_date = "2030-01-01"
+    cfg = job_config(models, lake, {**generation, "users_uri": str(warm_users)}, "2030-01-01")
     t0 = time.perf_counter()
     summary = run_generation(cfg, force=True)
     print(f"warm-up run: {summary.pairs_this_attempt} pairs in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -310,8 +316,7 @@ def throughput(args: argparse.Namespace) -> int:
     rows, engine_actor = [], None
     for rep in range(1, args.repeats + 1):
         run_date = (dt.date(2030, 1, 1) + dt.timedelta(days=rep)).isoformat()
-        cfg = job_config(models, lake, generation)
-        cfg.run_date = run_date
+        cfg = job_config(models, lake, generation, run_date)
         phases = Phases()
         with phases.wrapped(lake):
             t0 = time.perf_counter()
@@ -396,7 +401,7 @@ def scale_one(args: argparse.Namespace) -> int:
     import torch
 
     from fashiongen.generation.job import run_generation
-    from fashiongen.lake import layout
+    from fashiongen.lake.paths import LakePaths
 
     torch.set_num_threads(1)
     work = Path(args.work)
@@ -405,8 +410,7 @@ def scale_one(args: argparse.Namespace) -> int:
     run_date = "2030-02-01"
     cfg = job_config(models, lake, {"restarts": 1, "steps": 0, "top_k": 1, "actors": args.actors,
                                     "batch_pairs": args.batch_pairs, "pairs_per_block": args.pairs_per_block,
-                                    "rows_per_file": args.rows_per_file})
-    cfg.run_date = run_date
+                                    "rows_per_file": args.rows_per_file}, run_date)
     start_ray(args.num_cpus, args.object_store_gib)
     poller = MemoryPoller()
     rss_before = read_status(os.getpid())["VmRSS"]
@@ -420,8 +424,8 @@ def scale_one(args: argparse.Namespace) -> int:
     poller.stop()
     driver_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     before_publish = phases.first_start("publish_run")
-    design_bytes, design_files = dir_size(Path(layout.run_uri(lake, run_date)), ".parquet")
-    pairs_bytes, pairs_files = dir_size(Path(lake) / "_work" / layout.DESIGNS_DIR / f"run_date={run_date}" / "pairs",
+    design_bytes, design_files = dir_size(Path(LakePaths(lake).run(run_date)), ".parquet")
+    pairs_bytes, pairs_files = dir_size(Path(LakePaths(lake).work(run_date, "pairs")),
                                         ".parquet")
     result = {
         "users": args.users, "pairs": summary.pairs_this_attempt, "pairs_done": summary.pairs_done,

@@ -2,8 +2,8 @@
 
     fashiongen <command> [--config FILE] [key=value ...] [command options]
 
-Each command lives in a module exposing `add_arguments(parser)` and `run(cfg, args) -> int`; modules are
-imported only when their command runs, so `--help` stays fast.
+Each command is one module of `fashiongen.commands` exposing `add_arguments(parser)` and `run(cfg, args) -> int`.
+Command modules import the library (torch, Ray, pyarrow) inside `run` only, so `--help` stays fast.
 """
 from __future__ import annotations
 
@@ -17,17 +17,17 @@ from fashiongen.errors import FashiongenError
 
 # name -> (module, one-line help). Order = pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "prepare": ("fashiongen.data.prepare", "import a catalogue (Fashion-MNIST, the paper's .npy, a folder) and simulate shoppers"),
-    "train-recommender": ("fashiongen.training.recommender_command", "train (or resume) the recommender (DVBPR with Ray Train, or a baseline)"),
-    "evaluate": ("fashiongen.evaluation.evaluate_command", "full, sampled-100 and cold AUC of recommender checkpoints, with the oracle ceiling"),
-    "export": ("fashiongen.models.export_command", "export user vectors, item features and per-user top-k real items as Parquet"),
-    "train-gan": ("fashiongen.training.gan_command", "train (or resume) the category-conditional LSGAN with Ray Train"),
-    "generate": ("fashiongen.generation.generate_command", "design for every (user, category) pair with Ray Data and publish the run to the lake"),
-    "design": ("fashiongen.generation.design", "design for one user and write pictures: catalogue top-k vs generated, optimisation steps"),
-    "demo": ("fashiongen.pipeline.demo", "the whole pipeline on the embedded default, ending with the AUC table and the designs"),
-    "simulate-day": ("fashiongen.data.landing", "land a day of simulated shoppers' interactions for the nightly run"),
-    "nightly": ("fashiongen.pipeline.nightly", "refresh user vectors from landed interactions, evaluate, design for changed users, publish"),
-    "lake": ("fashiongen.lake.command", "read the designs lake: complete runs, one user's designs, a contact sheet"),
+    "prepare": ("fashiongen.commands.prepare", "import a catalogue (Fashion-MNIST, the paper's .npy, a folder) and simulate shoppers"),
+    "train-recommender": ("fashiongen.commands.train_recommender", "train (or resume) the recommender (DVBPR with Ray Train, or a baseline)"),
+    "evaluate": ("fashiongen.commands.evaluate", "full, sampled-100 and cold AUC of recommender checkpoints, with the oracle ceiling"),
+    "export": ("fashiongen.commands.export", "export user vectors, item features and per-user top-k real items as Parquet"),
+    "train-gan": ("fashiongen.commands.train_gan", "train (or resume) the category-conditional LSGAN with Ray Train"),
+    "generate": ("fashiongen.commands.generate", "design for every (user, category) pair with Ray Data and publish the run to the lake"),
+    "design": ("fashiongen.commands.design", "design for one user and write pictures: catalogue top-k vs generated, optimisation steps"),
+    "demo": ("fashiongen.commands.demo", "the whole pipeline on the embedded default, ending with the AUC table and the designs"),
+    "simulate-day": ("fashiongen.commands.simulate_day", "land a day of simulated shoppers' interactions for the nightly run"),
+    "nightly": ("fashiongen.commands.nightly", "refresh user vectors from landed interactions, evaluate, design for changed users, publish"),
+    "lake": ("fashiongen.commands.lake", "read the designs lake: complete runs, one user's designs, a contact sheet"),
 }
 
 
@@ -47,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    unknown = [a for a in extra if "=" not in a or a.startswith("-")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.overrides = [*args.overrides, *extra]  # key=value after a command's options
     try:
         cfg = load_config(args.config, args.overrides)
         return int(importlib.import_module(args._module).run(cfg, args) or 0)

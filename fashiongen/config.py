@@ -2,6 +2,8 @@
 
     cfg = load_config("configs/default.yaml", ["recommender.epochs=3", "train.num_workers=2"])
 
+Values are applied in order: defaults, the section's `preset` (see PRESETS), the YAML file, then each override.
+Every section is a frozen dataclass: a config is resolved once and never mutated (use `dataclasses.replace`).
 Unknown keys and values of the wrong type raise `ConfigError` naming the key and what is expected.
 """
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import Any
 
 import yaml
 
-from fashiongen import storage
 from fashiongen.errors import FashiongenError
 
 
@@ -24,7 +25,7 @@ class ConfigError(FashiongenError, ValueError):
     """A config file or override that cannot be applied; the message says which key and why."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     """Where the catalogue lives and how it is built."""
 
@@ -41,7 +42,7 @@ class DataConfig:
     cold_threshold: int = 5  # items with fewer training interactions are "cold"
 
 
-@dataclass
+@dataclass(frozen=True)
 class SimulationConfig:
     """Simulated shoppers over an image catalogue with a hidden ground truth."""
 
@@ -57,11 +58,12 @@ class SimulationConfig:
     temperature: float = 2.0  # Gumbel noise scale: higher = noisier choices, lower AUC ceiling
 
 
-@dataclass
+@dataclass(frozen=True)
 class RecommenderConfig:
     """Recommender model and its optimisation (DVBPR defaults from the paper)."""
 
-    model: str = "dvbpr"  # dvbpr | vbpr | bprmf | poprank
+    preset: str = ""  # a named recipe applied before the file's values (see PRESETS); "" = none
+    model: str = "dvbpr"  # a registered recommender: fashiongen.models.contract.RECOMMENDERS
     arch: str = "small"  # small (28-64 px catalogues) | cnnf (the paper's CNN-F at 224 px)
     k: int = 50
     lr: float = 1e-4
@@ -79,14 +81,14 @@ class RecommenderConfig:
     baseline_lr: float = 0.01
     baseline_reg: float = 0.1  # chosen on validation AUC of BPR-MF (1e-2: 0.571, 0.1: 0.610, 1: 0.608)
     classifier_epochs: int = 2  # VBPR's visual features: the category classifier's training epochs
-    fail_at_epoch: int = -1  # test hook: rank 0 raises once at the start of this epoch (-1 = never)
 
 
-@dataclass
+@dataclass(frozen=True)
 class GanConfig:
     """Category-conditional LSGAN. 0 = the architecture's default (official: z 256, lr 1e-4, batch 16, 30 epochs,
     64 px; small: z 64, lr 2e-4, batch 64, 3 epochs, the catalogue's size), so `gan.arch=official` is the paper."""
 
+    preset: str = ""  # a named recipe applied before the file's values (see PRESETS); "" = none
     arch: str = "small"  # small (Fashion-MNIST) | official (64x64 RGB, the paper's)
     z_dim: int = 0
     lr: float = 0.0
@@ -100,10 +102,9 @@ class GanConfig:
     spectral_norm: bool = False  # spectral normalisation of D's layers (off in the paper)
     sample_columns: int = 8  # samples per category in each epoch's grid
     model_uri: str = ""  # where the trained generator goes; empty = <lake_uri>/models/generator.pt
-    fail_at_epoch: int = -1  # test hook: rank 0 raises once at the start of this epoch (-1 = never)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """How Ray Train runs a training: workers, devices, storage, failure handling."""
 
@@ -115,10 +116,12 @@ class TrainConfig:
     num_to_keep: int = 2
 
 
-@dataclass
-class GenerationConfig:
-    """Preference maximisation (official defaults: R=16, T=10, Adam lr 0.05, z0 ~ N(0, 0.5^2), eta=1)."""
+@dataclass(frozen=True)
+class DesignConfig:
+    """Preference maximisation, what the pure-torch engine takes (official defaults: R=16, T=10, Adam lr 0.05,
+    z0 ~ N(0, 0.5^2), eta=1)."""
 
+    preset: str = ""  # a named recipe applied before the file's values (see PRESETS); "" = none
     restarts: int = 16
     steps: int = 10
     lr: float = 0.05
@@ -135,10 +138,15 @@ class GenerationConfig:
     invert_steps: int = 200
     invert_lr: float = 0.05
     proximity: float = 0.1  # lambda of the ||z - z_item||^2 term that keeps an item's redesign close to it
-    recommender_uri: str = ""  # empty = where training writes it (see recommender_model_uri)
-    generator_uri: str = ""  # empty = where training writes it (see generator_model_uri)
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """The designs job (`fashiongen generate`, `fashiongen design`): inputs, user selection, scheduling, output."""
+
+    recommender_uri: str = ""  # empty = where training writes it (LakePaths.design_models)
+    generator_uri: str = ""  # empty = where training writes it
     pictures_uri: str = ""  # where `fashiongen design` writes pictures; empty = <lake_uri>/pictures
-    # The Ray Data job (`fashiongen generate`):
     users_uri: str = ""  # Parquet/CSV with user_id: design only these users (empty = all users)
     pairs_uri: str = ""  # Parquet/CSV with user_id, category: design exactly these pairs
     incremental: bool = False  # only users whose preference vector changed since the last published run
@@ -148,10 +156,9 @@ class GenerationConfig:
     rows_per_file: int = 50000  # target rows per Parquet file of the designs table
     pairs_per_block: int = 1024  # pairs per input block: the unit of work an actor takes and a crash may redo
     write_image_objects: bool = False  # also write each PNG as an object under <lake>/images/ (hashed keys)
-    fail_after_pairs: int = 0  # test hook: each design actor raises once it has designed this many pairs (0 = never)
 
 
-@dataclass
+@dataclass(frozen=True)
 class NightlyConfig:
     """The nightly run: refresh user vectors from landed interactions (image network frozen), then design."""
 
@@ -162,7 +169,7 @@ class NightlyConfig:
     max_auc_drop: float = 0.02  # refuse to publish when the changed users' validation AUC falls by more than this
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs; one YAML file maps onto it section by section."""
 
@@ -173,24 +180,20 @@ class Config:
     recommender: RecommenderConfig = field(default_factory=RecommenderConfig)
     gan: GanConfig = field(default_factory=GanConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    design: DesignConfig = field(default_factory=DesignConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     nightly: NightlyConfig = field(default_factory=NightlyConfig)
 
 
-def recommender_model_uri(cfg: Config) -> str:
-    """Where training writes the recommender: recommender.model_uri, else <lake>/models/recommender/<model>.pt."""
-    return cfg.recommender.model_uri or storage.join(cfg.lake_uri, "models", "recommender", f"{cfg.recommender.model}.pt")
-
-
-def generator_model_uri(cfg: Config) -> str:
-    """Where training writes the generator: gan.model_uri, else <lake>/models/generator.pt."""
-    return cfg.gan.model_uri or storage.join(cfg.lake_uri, "models", "generator.pt")
-
-
-def design_model_uris(cfg: Config) -> tuple[str, str]:
-    """(recommender, generator) checkpoints that generation reads: generation.*_uri, else the trained ones."""
-    return (cfg.generation.recommender_uri or recommender_model_uri(cfg),
-            cfg.generation.generator_uri or generator_model_uri(cfg))
+# Named recipes per section, applied before the file's values: `recommender.preset=paper` restores the paper's
+# settings in one key. The quality issues add their best recipes here, one place.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "recommender": {"paper": {"k": 50, "lr": 1e-4, "lambda_cnn": 1e-3, "lambda_theta": 1.0, "batch_size": 128,
+                              "dropout": 0.5}},
+    "gan": {"paper": {"ema_decay": 0.0, "spectral_norm": False, "beta1": 0.5, "beta2": 0.99}},
+    "design": {"official": {"restarts": 16, "steps": 10, "lr": 0.05, "init_std": 0.5, "eta": 1.0,
+                            "bounded_latent": False, "early_stopping": False}},
+}
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -243,7 +246,7 @@ def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
                 raise ConfigError(f"{key}: expected a section (mapping), got {value!r}")
             _apply(current, value, prefix=f"{key}.")
         else:
-            setattr(obj, name, _coerce(key, value, types_[name]))
+            object.__setattr__(obj, name, _coerce(key, value, types_[name]))  # only while loading
 
 
 def parse_override(text: str) -> dict[str, Any]:
@@ -263,7 +266,7 @@ def parse_override(text: str) -> dict[str, Any]:
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Defaults, then the YAML file (if any), then each `key=value` override in order; relative local paths
     become absolute (see `_absolute_paths`)."""
-    cfg = Config()
+    layers: list[dict[str, Any]] = []
     if path:
         p = Path(path)
         if not p.is_file():
@@ -274,11 +277,26 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {str(p)!r} must hold a mapping of sections")
-        _apply(cfg, data)
-    for item in overrides:
-        _apply(cfg, parse_override(item))
+        layers.append(data)
+    layers += [parse_override(item) for item in overrides]
+    cfg = Config()
+    _apply_presets(cfg, layers)
+    for layer in layers:
+        _apply(cfg, layer)
     _absolute_paths(cfg)
     return cfg
+
+
+def _apply_presets(cfg: Config, layers: list[dict[str, Any]]) -> None:
+    """Apply each section's last-named preset first, so the file's and the overrides' values win over it."""
+    for section, recipes in PRESETS.items():
+        names = [layer[section]["preset"] for layer in layers
+                 if isinstance(layer.get(section), dict) and "preset" in layer[section]]
+        name = str(names[-1]) if names else ""
+        if name and name not in recipes:
+            raise ConfigError(f"{section}.preset: unknown preset {name!r} (known: {sorted(recipes)})")
+        if name:
+            _apply(getattr(cfg, section), recipes[name], prefix=f"{section}.")
 
 
 _PATH_SUFFIXES = ("_uri", "_path", "_dir")
@@ -293,7 +311,7 @@ def _absolute_paths(obj: Any) -> None:
             _absolute_paths(value)
         elif (f.name.endswith(_PATH_SUFFIXES) and isinstance(value, str) and value and "://" not in value
               and not os.path.isabs(value)):
-            setattr(obj, f.name, os.path.abspath(value))
+            object.__setattr__(obj, f.name, os.path.abspath(value))
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

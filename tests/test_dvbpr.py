@@ -9,7 +9,8 @@ import torch
 from fashiongen.config import load_config
 from fashiongen.data.contract import load_catalogue
 from fashiongen.evaluation.auc import full_auc, held_out
-from fashiongen.models.baselines import PopRank, build_baseline
+from fashiongen.models.contract import recommender_class
+from fashiongen.models.poprank import PopRank
 from fashiongen.models.bpr import TrainSet, sample_triples
 from fashiongen.models.cnn import ArchitectureError, build_encoder, regularised_weights
 from fashiongen.models.contract import load_recommender
@@ -76,8 +77,8 @@ def test_loss_is_the_official_batch_sum_with_weight_decay_on_weights_only():
 
 
 def test_dvbpr_learns_a_planted_visual_signal_and_round_trips(catalogue, tmp_path):
-    model = DVBPR.for_catalogue(catalogue, _cfg().recommender)
-    history = model.fit(catalogue, _cfg("recommender.epochs=8"))
+    model = DVBPR.from_config(_cfg("recommender.epochs=8").recommender)
+    history = model.fit(catalogue)
     assert history[-1]["loss"] < 0.8 * history[0]["loss"]
     auc = full_auc(model.score, held_out(catalogue, "test")).mean()
     assert auc > 0.65  # ceiling ~0.75: same-side negatives are indistinguishable by design
@@ -98,8 +99,8 @@ def test_dvbpr_learns_a_planted_visual_signal_and_round_trips(catalogue, tmp_pat
 @pytest.mark.parametrize("kind", ["bprmf", "vbpr"])
 def test_factor_baselines_learn_and_score_with_their_vectors(catalogue, tmp_path, kind):
     cfg = _cfg("recommender.baseline_epochs=12", "recommender.classifier_epochs=1")
-    model = build_baseline(kind, catalogue, cfg.recommender)
-    history = model.fit(catalogue, cfg)
+    model = recommender_class(kind).from_config(cfg.recommender)
+    history = model.fit(catalogue)
     assert history[-1]["loss"] < history[0]["loss"]
     users = np.array([0, 3, 5])
     torch.testing.assert_close(model.score(users), model.user_vectors()[users] @ model.item_features().T)
@@ -109,7 +110,7 @@ def test_factor_baselines_learn_and_score_with_their_vectors(catalogue, tmp_path
 
 
 def test_poprank_scores_training_popularity(catalogue):
-    model = PopRank(catalogue.num_users, catalogue.num_items)
-    model.fit(catalogue, _cfg())
+    model = PopRank()
+    model.fit(catalogue)
     counts = np.bincount(catalogue.train_items, minlength=catalogue.num_items)
     np.testing.assert_array_equal(model.score(np.array([0, 1])).numpy(), np.tile(counts, (2, 1)))

@@ -8,21 +8,20 @@ import pytest
 import torch
 from torch import nn
 
-from fashiongen.config import GenerationConfig
+from fashiongen.config import DesignConfig
 from fashiongen.generation.engine import (EngineError, PreferenceEngine, category_mapping, image_adapter,
                                           initial_latents)
 from fashiongen.lake.layout import make_pair_id
-from fashiongen.models.contract import ConditionalGenerator, Recommender, register_recommender
+from fashiongen.models.contract import ConditionalGenerator, VisualRecommender, register_recommender
 
 torch.set_num_threads(1)
 
 
 @register_recommender
-class TinyVisualRecommender(Recommender):
+class TinyVisualRecommender(VisualRecommender):
     """θ_u · Φ(x) with Φ a conv + linear encoder; `image_shape` is its input (C, H, W); `catalogue` its item images."""
 
     kind = "tiny_visual"
-    visual = True
 
     def __init__(self, num_users: int = 6, k: int = 5, image_shape=(1, 8, 8), catalogue: torch.Tensor | None = None,
                  seed: int = 0):
@@ -34,8 +33,20 @@ class TinyVisualRecommender(Recommender):
         self.theta = torch.randn(num_users, k)
         self.catalogue = catalogue if catalogue is not None else torch.rand(10, c, h, w) * 2 - 1
 
-    def fit(self, catalogue, cfg, on_epoch=None) -> list[dict]:
+    @classmethod
+    def from_config(cls, rec):
+        return cls(k=rec.k, seed=rec.seed)
+
+    def fit(self, catalogue, on_epoch=None) -> list[dict]:
         return []
+
+    def to(self, device):
+        self.encoder.to(device)
+        self.theta, self.catalogue = self.theta.to(device), self.catalogue.to(device)
+        return self
+
+    def freeze(self) -> None:
+        self.encoder.eval().requires_grad_(False)
 
     def score(self, users, items=None):
         return self.theta[torch.as_tensor(users)] @ self.item_features().T
@@ -95,6 +106,10 @@ class TinyGenerator(ConditionalGenerator):
             m.to(device)
         return self
 
+    def freeze(self) -> None:
+        for m in (self.g, self.d, self.d_cat):
+            m.eval().requires_grad_(False)
+
     def checkpoint_payload(self):
         return {"kind": self.kind, "config": {}, "state": {}, "meta": {}}
 
@@ -108,7 +123,7 @@ RUN_DATE = "2024-05-01"
 
 
 def make_engine(**overrides) -> PreferenceEngine:
-    settings = GenerationConfig(**{"restarts": 5, "steps": 6, "top_k": 3, **overrides})
+    settings = DesignConfig(**{"restarts": 5, "steps": 6, "top_k": 3, **overrides})
     return PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings, ITEM_CATEGORY)
 
 
@@ -183,7 +198,7 @@ def test_top_k_is_ordered_by_objective_and_dataset_top_is_brute_force_best():
 
 
 def test_small_category_is_padded():
-    settings = GenerationConfig(restarts=4, steps=1, top_k=3)
+    settings = DesignConfig(restarts=4, steps=1, top_k=3)
     engine = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings,
                               np.array([0, 0, 0, 0, 1, 0, 0, 0, 0, 0]))
     res = engine.optimise(["a"], np.array([0]), np.array([1]), RUN_DATE)
@@ -203,7 +218,7 @@ class FakeOracle:
 
 
 def test_oracle_scores_designs_and_retrieved_items():
-    settings = GenerationConfig(restarts=4, steps=2, top_k=2)
+    settings = DesignConfig(restarts=4, steps=2, top_k=2)
     engine = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings, ITEM_CATEGORY, oracle=FakeOracle())
     ids, users, cats = pairs(4)
     res = engine.optimise(ids, users, cats, RUN_DATE)
@@ -243,7 +258,7 @@ def test_bad_input_is_a_clear_error():
     with pytest.raises(EngineError, match="user 2's preference vector is not finite"):
         engine.optimise(["a", "b"], np.array([0, 2]), np.array([0, 0]), RUN_DATE)
     with pytest.raises(EngineError, match="item_category"):
-        PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), GenerationConfig(), ITEM_CATEGORY[:3])
+        PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), DesignConfig(), ITEM_CATEGORY[:3])
 
 
 def test_resize_and_channel_adaptation():
@@ -258,7 +273,7 @@ def test_resize_and_channel_adaptation():
     with pytest.raises(EngineError, match="channel"):
         image_adapter((2, 4, 4), (3, 4, 4))
     # a generator at 4x4 RGB driving an 8x8 grey recommender end to end
-    settings = GenerationConfig(restarts=3, steps=2, top_k=1)
+    settings = DesignConfig(restarts=3, steps=2, top_k=1)
     engine = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(image_shape=(3, 4, 4)), settings, ITEM_CATEGORY)
     res = engine.optimise(["p"], np.array([1]), np.array([2]), RUN_DATE)
     assert res.designs["image"].shape == (1, 4, 4, 3)
@@ -267,7 +282,7 @@ def test_resize_and_channel_adaptation():
 def test_engine_freezes_its_models():
     generator = TinyGenerator()
     generator.g.train().requires_grad_(True)
-    make = PreferenceEngine(TinyVisualRecommender(), generator, GenerationConfig(steps=1), ITEM_CATEGORY)
+    make = PreferenceEngine(TinyVisualRecommender(), generator, DesignConfig(steps=1), ITEM_CATEGORY)
     assert not generator.g.training and not any(p.requires_grad for p in generator.g.parameters())
     assert make.objective.recommender.encoder.training is False
 
@@ -297,11 +312,11 @@ def test_integration_with_the_real_dvbpr_and_lsgan():
     from fashiongen.models.gan import ConditionalLSGAN
 
     torch.manual_seed(0)
-    recommender = DVBPR(num_users=4, num_items=12, k=8, arch="small", image_shape=(1, 28, 28))
+    recommender = DVBPR(k=8, arch="small").build(4, 12, (1, 28, 28))
     recommender.index_catalogue(np.random.default_rng(0).integers(0, 255, (12, 28, 28, 1), dtype=np.uint8))
     generator = ConditionalLSGAN("small", 8, ["a", "b"], (1, 16, 16))
     generator.generator.train()  # the engine must put BatchNorm in eval mode itself
-    settings = GenerationConfig(restarts=4, steps=5, top_k=2, lr=0.1)
+    settings = DesignConfig(restarts=4, steps=5, top_k=2, lr=0.1)
     item_category = np.arange(12) % 2
     ids, users, cats = ["p0", "p1", "p2"], np.array([0, 1, 3]), np.array([0, 1, 1])
     engine = PreferenceEngine(recommender, generator, settings, item_category)
@@ -309,7 +324,7 @@ def test_integration_with_the_real_dvbpr_and_lsgan():
     objective = result.trajectory["objective"].mean(axis=2)
     assert (objective[:, -1] > objective[:, 0]).all()
     assert result.designs["image"].shape == (6, 16, 16, 1)
-    one = PreferenceEngine(recommender, generator, GenerationConfig(restarts=4, steps=5, top_k=2, lr=0.1,
+    one = PreferenceEngine(recommender, generator, DesignConfig(restarts=4, steps=5, top_k=2, lr=0.1,
                                                                     batch_pairs=1), item_category)
     np.testing.assert_allclose(one.optimise(ids, users, cats, RUN_DATE).designs["latent"], result.designs["latent"],
                                atol=1e-5)

@@ -11,7 +11,7 @@ from fashiongen import storage
 from fashiongen.cli import main
 from fashiongen.config import load_config
 from fashiongen.data.contract import load_catalogue
-from fashiongen.models.baselines import BPRMF
+from fashiongen.models.bprmf import BPRMF
 from fashiongen.models.export import top_items
 from recommender_fixtures import planted_catalogue
 
@@ -28,8 +28,8 @@ def catalogue_uri(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(catalogue_uri):
     catalogue = load_catalogue(catalogue_uri, with_images=False)
-    model = BPRMF(catalogue.num_users, catalogue.num_items, k=4)
-    model.fit(catalogue, load_config(None, ["recommender.baseline_epochs=3"]))
+    model = BPRMF(k=4, epochs=3)
+    model.fit(catalogue)
     return catalogue, model
 
 
@@ -79,10 +79,10 @@ def test_evaluate_writes_results_and_prints_a_table(catalogue_uri, trained, tmp_
     catalogue, model = trained
     lake = str(tmp_path / "lake")
     model.save(storage.join(lake, "models", "recommender", "bprmf.pt"))
-    from fashiongen.models.baselines import PopRank
+    from fashiongen.models.poprank import PopRank
 
-    pop = PopRank(catalogue.num_users, catalogue.num_items)
-    pop.fit(catalogue, load_config())
+    pop = PopRank()
+    pop.fit(catalogue)
     pop.save(storage.join(lake, "models", "recommender", "poprank.pt"))
     assert main(["evaluate", f"lake_uri={lake}", f"data.catalogue_uri={catalogue_uri}"]) == 0
     printed = capsys.readouterr().out

@@ -32,7 +32,8 @@ def models(tmp_path_factory):
                              f"simulation.num_users={NUM_USERS}", "recommender.k=8"])
     prepare_catalogue(cfg)
     catalogue = load_catalogue(cfg.data.catalogue_uri)
-    rec = DVBPR.for_catalogue(catalogue, cfg.recommender)
+    rec = DVBPR.from_config(cfg.recommender)
+    rec.build_for(catalogue)
     rec.index_catalogue(catalogue.images)
     rec_uri = str(base / "models" / "dvbpr.pt")
     rec.save(rec_uri)
@@ -47,7 +48,7 @@ def job_config(models, lake: str, *extra: str):
     return load_config(None, [
         f"lake_uri={lake}", f"data.catalogue_uri={models['catalogue_uri']}", "run_date=2026-11-26",
         f"generation.recommender_uri={models['rec_uri']}", f"generation.generator_uri={models['gan_uri']}",
-        "generation.restarts=3", "generation.steps=2", f"generation.top_k={TOP_K}", "generation.batch_pairs=8",
+        "design.restarts=3", "design.steps=2", f"design.top_k={TOP_K}", "design.batch_pairs=8",
         "generation.rows_per_file=40", "generation.pairs_per_block=16", *extra])
 
 
@@ -90,14 +91,16 @@ def test_end_to_end_on_s3_read_by_duckdb_and_polars_then_rerun_is_a_no_op(ray_lo
     assert publish.data_files(lake, "2026-11-26") == manifest["files"]
 
 
-def test_crash_halfway_then_rerun_gives_each_pair_exactly_once(ray_local, tmp_path, models):
+def test_crash_halfway_then_rerun_gives_each_pair_exactly_once(ray_local, tmp_path, models, monkeypatch):
     from fashiongen.generation.job import run_generation
 
     lake = str(tmp_path / "lake")
     pairs = NUM_USERS * len(models["categories"])
     # The actor dies on its 4th block of 5: the first three have long been written (writes are quick next to design).
+    monkeypatch.setenv("FASHIONGEN_FAULTS", f"design.pairs={pairs * 3 // 4}")
     with pytest.raises(Exception, match="injected failure"):
-        run_generation(job_config(models, lake, f"generation.fail_after_pairs={pairs * 3 // 4}"))
+        run_generation(job_config(models, lake))
+    monkeypatch.delenv("FASHIONGEN_FAULTS")
     assert reader.list_complete_runs(lake) == []  # a reader never sees the partial run
     written = publish.dedupe_check(lake, "2026-11-26").pairs
     assert 0 < written < pairs

@@ -12,10 +12,10 @@ import pytest
 
 from fashiongen import storage
 from fashiongen.data.images import decode_image, encode_png
-from fashiongen.lake import (DESIGNS_SCHEMA, LakeError, RunStatus, checkpoint_uri, complete_run_files, config_digest,
-                             dedupe_check, design_key, designs_for_user, duckdb_connect, image_uri, images_run_uri,
-                             latest_complete_run, list_complete_runs, make_pair_id, manifest_uri, polars_storage_options,
-                             prepare_run, publish_run, read_manifest, read_run, run_status, run_uri, validate_run_date,
+from fashiongen.lake import (DESIGNS_SCHEMA, LakeError, LakePaths, RunStatus, complete_run_files, config_digest,
+                             dedupe_check, design_key, designs_for_user, duckdb_connect,
+                             latest_complete_run, list_complete_runs, make_pair_id, polars_storage_options,
+                             prepare_run, publish_run, read_manifest, read_run, run_status, validate_run_date,
                              write_designs)
 
 D1, D2 = "2026-08-19", "2026-08-20"
@@ -59,14 +59,14 @@ def test_bad_run_dates_are_rejected(bad):
     with pytest.raises(LakeError, match="run_date"):
         validate_run_date(bad)
     with pytest.raises(LakeError):
-        run_uri("lake", bad)
+        LakePaths("lake").run(bad)
 
 
 def test_image_keys_are_hashes_never_ids():
     pattern = re.compile(rf"^s3://lake/images/run_date={D1}/([0-9a-f]{{2}})/([0-9a-f]{{64}})\.png$")
     uris = set()
     for uid in HOSTILE_IDS:
-        uri = image_uri("s3://lake", D1, uid, "../Dress", 1)
+        uri = LakePaths("s3://lake").image(D1, uid, "../Dress", 1)
         m = pattern.match(uri)
         assert m and m.group(2).startswith(m.group(1)), uri
         uris.add(uri)
@@ -81,7 +81,7 @@ def test_image_keys_are_hashes_never_ids():
 def test_hostile_ids_never_become_paths(tmp_path):
     lake = str(tmp_path / "lake")
     table = fake_designs(D1, HOSTILE_IDS, categories=("Dress", "a/../b"), top_k=1)
-    uris = [image_uri(lake, D1, u, c, r) for u, c, r in
+    uris = [LakePaths(lake).image(D1, u, c, r) for u, c, r in
             zip(*(table.column(n).to_pylist() for n in ("user_id", "category", "rank")))]
     for uri, png in zip(uris, table.column("image_png").to_pylist()):
         storage.write_bytes(uri, png)
@@ -141,7 +141,7 @@ def test_incomplete_run_is_never_listed_or_read(lake):
 
 def test_manifest_is_written_last_and_only_after_checks(lake, monkeypatch):
     write_designs(fake_designs(D1, ["u0", "u1"]), lake, D1)
-    storage.write_bytes(storage.join(checkpoint_uri(lake, D1), "ckpt.parquet"), b"x")
+    storage.write_bytes(storage.join(LakePaths(lake).checkpoint(D1), "ckpt.parquet"), b"x")
     writes: list[str] = []
     real_write, real_delete = storage.write_bytes, storage.delete
 
@@ -157,8 +157,8 @@ def test_manifest_is_written_last_and_only_after_checks(lake, monkeypatch):
     monkeypatch.setattr(storage, "delete", spy_delete)
     publish_run(lake, D1, model_version="m1")
     # the manifest is the only write; only the checkpoint cleanup follows it
-    assert writes == [manifest_uri(lake, D1), f"delete {checkpoint_uri(lake, D1)}"]
-    assert not storage.list_dir(checkpoint_uri(lake, D1))
+    assert writes == [LakePaths(lake).manifest(D1), f"delete {LakePaths(lake).checkpoint(D1)}"]
+    assert not storage.list_dir(LakePaths(lake).checkpoint(D1))
     with pytest.raises(LakeError, match="already published"):
         publish_run(lake, D1, model_version="m1")
 
@@ -173,7 +173,7 @@ def test_publish_refuses_bad_runs_and_writes_no_manifest(lake):
     assert (report.rows, report.pairs, report.designs, report.duplicate_rows, report.files) == (8, 2, 4, 4, 2)
     with pytest.raises(LakeError, match="duplicate"):
         publish_run(lake, D1, model_version="m1")
-    assert not storage.exists(manifest_uri(lake, D1)) and list_complete_runs(lake) == []
+    assert not storage.exists(LakePaths(lake).manifest(D1)) and list_complete_runs(lake) == []
 
     write_designs(fake_designs(D2, ["u0"], model_version="old"), lake, D2)
     write_designs(fake_designs(D2, ["u1"], model_version="new"), lake, D2)
@@ -198,19 +198,19 @@ def test_write_designs_checks_the_contract(tmp_path):
     storage_path = write_designs(loose, lake, D1)
     assert storage.read_table(storage_path).schema == DESIGNS_SCHEMA
     # a file written off-contract by another writer is caught at publish
-    storage.write_table(table.drop_columns(["realism"]), storage.join(run_uri(lake, D2), "part-x.parquet"))
+    storage.write_table(table.drop_columns(["realism"]), storage.join(LakePaths(lake).run(D2), "part-x.parquet"))
     with pytest.raises(LakeError, match="part-x.parquet"):
         publish_run(lake, D2, model_version="m1")
 
 
 def test_prepare_run_force_noop_resume(lake):
-    ckpt_file = storage.join(checkpoint_uri(lake, D1), "checkpoint-0.parquet")
-    image = image_uri(lake, D1, "u0", "Dress", 1)
+    ckpt_file = storage.join(LakePaths(lake).checkpoint(D1), "checkpoint-0.parquet")
+    image = LakePaths(lake).image(D1, "u0", "Dress", 1)
 
     plan = prepare_run(lake, D1)
     assert (plan.action, plan.previous_status) == ("start", RunStatus.ABSENT)
     assert (plan.run_uri, plan.checkpoint_uri, plan.images_uri) == \
-        (run_uri(lake, D1), checkpoint_uri(lake, D1), images_run_uri(lake, D1))
+        (LakePaths(lake).run(D1), LakePaths(lake).checkpoint(D1), LakePaths(lake).images_run(D1))
 
     first = write_designs(fake_designs(D1, ["u0"]), lake, D1)  # crash after one block, checkpoint present
     storage.write_bytes(ckpt_file, b"done pairs")
@@ -287,7 +287,7 @@ def test_manifest_holds_no_credentials(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEY")
     lake = str(tmp_path)
     write_complete(lake, D1, ["u0"])
-    text = storage.read_bytes(manifest_uri(lake, D1)).decode()
+    text = storage.read_bytes(LakePaths(lake).manifest(D1)).decode()
     assert "very-secret-value-123" not in text and "AKIAEXAMPLEKEY" not in text
     assert set(json.loads(text)) == {"format", "run_date", "model_version", "rows", "pairs", "files", "created_at",
                                      "fashiongen_version", "config_digest"}

@@ -35,7 +35,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
     """A simulated Fashion-MNIST catalogue and real (untrained) DVBPR + LSGAN where training would put them."""
-    from fashiongen.config import generator_model_uri, recommender_model_uri
+    from fashiongen.lake.paths import LakePaths
     from fashiongen.data.contract import load_catalogue
     from fashiongen.data.prepare import prepare_catalogue
     from fashiongen.models.dvbpr import DVBPR
@@ -43,16 +43,17 @@ def lake(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("nightly")
     overrides = [f"lake_uri={root}/lake", f"data.catalogue_uri={root}/lake/catalogue", "data.max_items=300",
-                 f"simulation.num_users={NUM_USERS}", "recommender.k=8", "generation.restarts=2",
-                 "generation.steps=2", "generation.top_k=2", "generation.batch_pairs=16", "nightly.refresh_steps=20",
+                 f"simulation.num_users={NUM_USERS}", "recommender.k=8", "design.restarts=2",
+                 "design.steps=2", "design.top_k=2", "design.batch_pairs=16", "nightly.refresh_steps=20",
                  "nightly.max_auc_drop=1"]
     cfg = load_config(None, overrides)
     prepare_catalogue(cfg)
     catalogue = load_catalogue(cfg.data.catalogue_uri)
-    rec = DVBPR.for_catalogue(catalogue, cfg.recommender)
+    rec = DVBPR.from_config(cfg.recommender)
+    rec.build_for(catalogue)
     rec.index_catalogue(catalogue.images)
-    rec.save(recommender_model_uri(cfg))
-    ConditionalLSGAN("small", 8, catalogue.categories, (1, 28, 28)).save(generator_model_uri(cfg))
+    rec.save(LakePaths.of(cfg).recommender_model(cfg.recommender.model))
+    ConditionalLSGAN("small", 8, catalogue.categories, (1, 28, 28)).save(LakePaths.of(cfg).generator_model())
     return cfg, overrides, list(catalogue.user_ids)
 
 
@@ -109,10 +110,10 @@ def test_nightly_jobs_design_changed_users_and_a_date_runs_once(lake, ray_head):
     # The day's interactions land: two shoppers come back; a row for an unknown user is quarantined, not fatal.
     day_cfg = load_config(None, [*overrides, f"run_date={DAY2}"])
     assert landing.run(day_cfg, _Args(users=2, picks=3)) == 0
-    landed = storage.read_table(landing.day_uri(landing.landing_uri(day_cfg), DAY2))
+    landed = storage.read_table(LakePaths.of(day_cfg).landing_day(DAY2))
     storage.write_table(pa.table({"user_id": ["stranger"], "item_id": landed.column("item_id").to_pylist()[:1],
                                   "ts": landed.column("ts").slice(0, 1)}),
-                        storage.join(landing.day_uri(landing.landing_uri(day_cfg), DAY2), "upstream.parquet"))
+                        storage.join(LakePaths.of(day_cfg).landing_day(DAY2), "upstream.parquet"))
     returning = set(landed.column("user_id").to_pylist())
 
     second = _submit(ray_head, f"nightly-{DAY2}", *overrides, f"run_date={DAY2}")

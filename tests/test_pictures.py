@@ -15,7 +15,7 @@ from fashiongen.config import load_config
 from fashiongen.data.contract import load_catalogue, write_catalogue
 from fashiongen.data.images import encode_png, to_tensor_range
 from fashiongen.errors import FashiongenError
-from fashiongen.generation import design
+from fashiongen.commands import design
 from fashiongen.generation.pictures import SheetRow, contact_sheet, save_png, trajectory_strip
 from fashiongen.lake.layout import id_key
 from fashiongen.models.gan import ConditionalLSGAN
@@ -92,8 +92,8 @@ def test_design_command_writes_sheet_trajectories_and_item_redesign(lake, capsys
     assert "design" in COMMANDS
     args = build_parser().parse_args(["design", "--user", "u1", "--from-item", "item-0003"])
     cfg = load_config(None, [f"lake_uri={root}", f"data.catalogue_uri={catalogue_uri}", "run_date=2024-05-01",
-                             "generation.restarts=4", "generation.steps=3", "generation.invert_steps=20",
-                             "generation.invert_restarts=2"])
+                             "design.restarts=4", "design.steps=3", "design.invert_steps=20",
+                             "design.invert_restarts=2"])
     assert design.run(cfg, args) == 0
     printed = capsys.readouterr().out.split()
     names = sorted(p.rsplit("/", 1)[1] for p in printed)
@@ -107,8 +107,8 @@ def test_design_command_writes_sheet_trajectories_and_item_redesign(lake, capsys
 
 def test_design_command_errors(lake):
     root, catalogue_uri = lake
-    cfg = load_config(None, [f"lake_uri={root}", f"data.catalogue_uri={catalogue_uri}", "generation.steps=1",
-                             "generation.restarts=2"])
+    cfg = load_config(None, [f"lake_uri={root}", f"data.catalogue_uri={catalogue_uri}", "design.steps=1",
+                             "design.restarts=2"])
     with pytest.raises(FashiongenError, match="unknown user_id.*nobody"):
         design.run(cfg, argparse.Namespace(user="nobody", categories="", from_item="", device="cpu"))
     with pytest.raises(FashiongenError, match="hats"):

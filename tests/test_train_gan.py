@@ -13,7 +13,7 @@ from fashiongen.config import load_config
 from fashiongen.data.contract import write_catalogue
 from fashiongen.data.images import decode_image, encode_png
 from fashiongen.models.contract import load_generator
-from fashiongen.training import gan_command
+from fashiongen.commands import train_gan as gan_command
 
 SIZE = 16
 CATEGORIES = ["left", "right"]
@@ -45,17 +45,19 @@ def catalogue(tmp_path_factory):
     return uri
 
 
-def test_two_workers_retry_after_injected_failure_then_resume_by_run_name(ray_local, catalogue, tmp_path, capsys):
+def test_two_workers_retry_after_injected_failure_then_resume_by_run_name(ray_local, catalogue, tmp_path, capsys,
+                                                                         monkeypatch):
     from fashiongen.training.gan import train_gan
 
     overrides = [f"lake_uri={tmp_path / 'lake'}", f"train.storage_path={tmp_path / 'train'}", "train.num_workers=2",
                  "train.max_failures=1", "gan.batch_size=16", "gan.epochs=2", "gan.sample_columns=4", "gan.ema_decay=0.9"]
-    cfg = load_config(None, overrides + ["gan.fail_at_epoch=1"])
-    result = train_gan(cfg, catalogue)
+    monkeypatch.setenv("FASHIONGEN_FAULTS", "gan.epoch=1")
+    result = train_gan(load_config(None, overrides), catalogue)
+    monkeypatch.delenv("FASHIONGEN_FAULTS")
 
     lake = tmp_path / "lake"
     out = lake / "gan" / result.run_name
-    assert (out / "_injected_failure_epoch_1").exists()  # the failure happened ...
+    assert (out / "_injected_failure_gan.epoch_1").exists()  # the failure happened ...
     assert result.epochs == 2 and result.metrics["epoch"] == 1
     assert result.metrics["start_epoch"] == 1  # ... and the retry resumed from epoch 0's checkpoint
     assert result.metrics["images"] == 256 // 32 * 32  # both workers, full batches only

@@ -24,13 +24,15 @@ def _cfg(tmp_path, *extra):
                               "recommender.batch_size=16", "recommender.lr=0.003", "recommender.eval_users=0", *extra])
 
 
-def test_two_workers_survive_injected_failure_and_rerun_resumes(ray_local, catalogue, tmp_path):
+def test_two_workers_survive_injected_failure_and_rerun_resumes(ray_local, catalogue, tmp_path, monkeypatch):
     from fashiongen.training.recommender import train_recommender
 
-    result = train_recommender(_cfg(tmp_path, "recommender.epochs=2", "recommender.fail_at_epoch=1"), catalogue)
+    monkeypatch.setenv("FASHIONGEN_FAULTS", "recommender.epoch=1")
+    result = train_recommender(_cfg(tmp_path, "recommender.epochs=2"), catalogue)
+    monkeypatch.delenv("FASHIONGEN_FAULTS")
 
     run_dir = tmp_path / "train" / result.run_name
-    assert (tmp_path / "lake" / "recommender" / result.run_name / "_injected_failure_epoch_1").exists()
+    assert (tmp_path / "lake" / "recommender" / result.run_name / "_injected_failure_recommender.epoch_1").exists()
     assert result.epochs == 2 and [m["epoch"] for m in result.history] == [0, 1]
     assert result.history[1]["start_epoch"] == 1  # the retry resumed from epoch 0's checkpoint, not from scratch
     assert result.history[0]["workers"] == 2 and result.history[0]["triples"] == 240  # one epoch = |train|

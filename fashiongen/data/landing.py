@@ -2,7 +2,7 @@
 
     <landing>/date=YYYY-MM-DD/*.parquet     user_id: string, item_id: string, ts: timestamp (the contract's schema)
 
-`<landing>` is nightly.interactions_uri (default `<lake>/landing/interactions`). Upstream systems drop each day's
+`<landing>` is `LakePaths.landing()`: nightly.interactions_uri, default `<lake>/landing/interactions`. Upstream systems drop each day's
 interactions under that day's folder; `fashiongen simulate-day` does so for simulated catalogues.
 `accept_landed` checks them against the catalogue: rows naming unknown users or items, or a user's held-out
 (validation/test) item, are quarantined with a reason and counted, never silently dropped.
@@ -17,32 +17,24 @@ import pandas as pd
 import pyarrow as pa
 
 from fashiongen import storage
-from fashiongen.config import Config
 from fashiongen.data.contract import INTERACTIONS_SCHEMA, Catalogue, CatalogueError, Quarantine, require_columns
 from fashiongen.lake.layout import validate_run_date
+from fashiongen.lake.paths import LakePaths
 
 DAY_MS = 86_400_000
 
 
-def landing_uri(cfg: Config) -> str:
-    return cfg.nightly.interactions_uri or storage.join(cfg.lake_uri, "landing", "interactions")
-
-
-def day_uri(landing: str, date: str) -> str:
-    return storage.join(landing, f"date={validate_run_date(date)}")
-
-
-def landed_dates(landing: str, until: str) -> list[str]:
+def landed_dates(paths: LakePaths, until: str) -> list[str]:
     """Dates with a landing folder, up to and including `until`, in order."""
-    dates = [name.removeprefix("date=") for name in storage.list_dir(landing) if name.startswith("date=")]
+    dates = [name.removeprefix("date=") for name in storage.list_dir(paths.landing()) if name.startswith("date=")]
     return sorted(d for d in dates if d <= until)
 
 
-def read_landed(landing: str, until: str) -> pd.DataFrame:
+def read_landed(paths: LakePaths, until: str) -> pd.DataFrame:
     """Every landed interaction up to `until` (user_id, item_id, ts, date), schema-checked per day."""
     frames = []
-    for date in landed_dates(landing, until):
-        uri = day_uri(landing, date)
+    for date in landed_dates(paths, until):
+        uri = paths.landing_day(date)
         table = require_columns(storage.read_table(uri), INTERACTIONS_SCHEMA, f"landed interactions {uri}")
         frames.append(table.to_pandas().assign(date=date))
     if not frames:
@@ -105,27 +97,3 @@ def simulate_day(catalogue: Catalogue, truth, run_date: str, num_users: int, pic
     return pa.table({"user_id": pa.array(np.repeat(catalogue.user_ids[users], picks)),
                      "item_id": pa.array(catalogue.item_ids[chosen.ravel()]),
                      "ts": pa.array(ts.ravel(), pa.timestamp("ms", tz="UTC"))}, schema=INTERACTIONS_SCHEMA)
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--users", type=int, default=50, help="simulated shoppers active on the day")
-    parser.add_argument("--picks", type=int, default=3, help="new interactions per active shopper")
-
-
-def run(cfg: Config, args) -> int:
-    """`fashiongen simulate-day`: land a day of simulated interactions for run_date (simulated catalogues only)."""
-    from fashiongen.data.contract import load_catalogue
-    from fashiongen.data.oracle import load_truth
-    from fashiongen.lake.layout import today_utc
-
-    run_date = validate_run_date(cfg.run_date or today_utc())
-    catalogue = load_catalogue(cfg.data.catalogue_uri, with_images=False)
-    if not catalogue.simulated:
-        raise CatalogueError(f"{cfg.data.catalogue_uri!r} is not a simulated catalogue: its interactions come from "
-                             "real shoppers; land them under the landing zone instead")
-    table = simulate_day(catalogue, load_truth(cfg.data.catalogue_uri, catalogue), run_date, args.users,
-                         args.picks, cfg.simulation.seed)
-    uri = storage.join(day_uri(landing_uri(cfg), run_date), "simulated.parquet")
-    storage.write_table(table, uri)
-    print(f"landed {table.num_rows} simulated interactions of {args.users} shoppers for {run_date}: {uri}")
-    return 0

@@ -1,4 +1,4 @@
-"""`fashiongen prepare`: import a catalogue from data.source, simulate shoppers where the source has no
+"""Import a catalogue a catalogue from data.source, simulate shoppers where the source has no
 interactions (Fashion-MNIST; a folder without data.interactions_path), and write it to data.catalogue_uri.
 
 Idempotent: a complete catalogue built from the same source and settings is reused (`--force` rebuilds);
@@ -6,7 +6,6 @@ one built from other settings is an error rather than silently overwritten.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -22,12 +21,6 @@ from fashiongen.errors import FashiongenError
 log = logging.getLogger(__name__)
 SOURCES = ("fashion_mnist", "amazon_npy", "folder")
 CEILING_USERS = 5000  # users evaluated for the oracle AUC ceiling written to catalogue.json
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--allow-pickle", action="store_true",
-                        help="allow loading the paper's .npy (a pickle: only for files you trust)")
-    parser.add_argument("--force", action="store_true", help="rebuild even if a matching catalogue exists")
 
 
 def simulates(cfg: Config) -> bool:
@@ -126,26 +119,3 @@ def prepare_catalogue(cfg: Config, force: bool = False) -> tuple[dict, bool]:
         }
         storage.write_bytes(storage.join(uri, "catalogue.json"), json.dumps(meta, indent=2).encode())
     return meta, False
-
-
-def summary(meta: dict, uri: str, reused: bool) -> str:
-    counts = meta["counts"]
-    lines = [f"{'reused existing' if reused else 'wrote'} catalogue {uri} (source {meta['source']}"
-             f"{', simulated shoppers' if meta.get('simulated') else ''})",
-             f"  items {counts['items']}, users {counts['users']}, interactions {counts['interactions']} "
-             f"(train {counts['train']}), cold items {counts['cold_items']} (< {meta['cold_threshold']} train)",
-             f"  quarantined {counts['quarantined']} record(s)" + (": " if meta["quarantine"] else "")
-             + ", ".join(f"{k} x{v}" for k, v in meta["quarantine"].items())]
-    if "oracle" in meta:
-        o = meta["oracle"]
-        lines.append(f"  oracle AUC ceiling (test, {o['users_evaluated']} users) {o['auc_ceiling_test']:.4f}; "
-                     f"category affinity alone {o['auc_category_only_test']:.4f}")
-    return "\n".join(lines)
-
-
-def run(cfg: Config, args: argparse.Namespace) -> int:
-    if getattr(args, "allow_pickle", False):
-        cfg.data.allow_pickle = True
-    meta, reused = prepare_catalogue(cfg, force=getattr(args, "force", False))
-    print(summary(meta, cfg.data.catalogue_uri, reused))
-    return 0

@@ -40,9 +40,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fashiongen.config import GenerationConfig
+from fashiongen.config import DesignConfig
 from fashiongen.errors import FashiongenError
-from fashiongen.models.contract import ConditionalGenerator, Recommender
+from fashiongen.models.contract import ConditionalGenerator, Recommender, VisualRecommender
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # PIL's RGB -> "L" conversion
 
@@ -113,36 +113,24 @@ def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
-def freeze(model: object) -> None:
-    """Eval mode and no parameter gradients for every torch module a model object holds: BatchNorm uses its
-    running statistics (samples stay independent) and backward computes gradients for the latents only."""
-    for value in vars(model).values():
-        if isinstance(value, torch.nn.Module):
-            value.eval()
-            value.requires_grad_(False)
-
-
 class DesignObjective:
     """θ_u · Φ(G(z, c)) and D(G(z, c), c) for a batch of latents, shared by the engine and item redesign.
-    Freezes both models (see `freeze`)."""
+    Freezes both models (eval mode, no parameter gradients: BatchNorm uses its running statistics so samples stay
+    independent, and backward computes gradients for the latents only)."""
 
-    def __init__(self, recommender: Recommender, generator: ConditionalGenerator, settings: GenerationConfig,
+    def __init__(self, recommender: Recommender, generator: ConditionalGenerator, settings: DesignConfig,
                  device: torch.device | str = "cpu"):
-        if not recommender.visual:
+        if not isinstance(recommender, VisualRecommender):
             raise EngineError(f"recommender kind {recommender.kind!r} cannot score new images; "
                               "set recommender.model=dvbpr and train it")
         self.device = torch.device(device)
-        self.recommender = recommender
+        self.recommender = recommender.to(self.device)
         self.generator = generator.to(self.device)
-        mover = getattr(recommender, "to", None)
-        if callable(mover):
-            mover(self.device)
-        freeze(recommender)
-        freeze(generator)
+        recommender.freeze()
+        generator.freeze()
         self.settings = settings
         self.theta = recommender.user_vectors().detach().to(self.device, torch.float32)
-        target = tuple(getattr(recommender, "image_shape", None) or generator.image_shape)
-        self.adapt = image_adapter(tuple(generator.image_shape), target)  # type: ignore[arg-type]
+        self.adapt = image_adapter(tuple(generator.image_shape), tuple(recommender.image_shape))
         self._forward = torch.compile(self._forward_eager) if settings.compile else self._forward_eager
 
     @property
@@ -178,11 +166,11 @@ class EngineResult:
 class PreferenceEngine:
     """Batched preference maximisation over (user, category) pairs; see the module docstring."""
 
-    def __init__(self, recommender: Recommender, generator: ConditionalGenerator, settings: GenerationConfig,
+    def __init__(self, recommender: Recommender, generator: ConditionalGenerator, settings: DesignConfig,
                  item_category: np.ndarray, device: torch.device | str = "cpu",
                  oracle: PreferenceOracle | None = None):
         if settings.restarts < 1 or settings.steps < 0 or settings.top_k < 1 or settings.batch_pairs < 1:
-            raise EngineError("generation.restarts, top_k and batch_pairs must be >= 1 and generation.steps >= 0 "
+            raise EngineError("design.restarts, top_k and batch_pairs must be >= 1 and design.steps >= 0 "
                               f"(got {settings.restarts}, {settings.top_k}, {settings.batch_pairs}, {settings.steps})")
         self.settings = settings
         self.objective = DesignObjective(recommender, generator, settings, device)

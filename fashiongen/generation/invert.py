@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fashiongen.config import GenerationConfig
+from fashiongen.config import DesignConfig
 from fashiongen.data.images import to_tensor_range
 from fashiongen.generation.engine import DesignObjective, EngineError, image_adapter, to_uint8_nhwc
 from fashiongen.models.contract import ConditionalGenerator
@@ -66,7 +66,7 @@ def _check_categories(generator: ConditionalGenerator, category_idx: np.ndarray,
 
 
 def invert_images(generator: ConditionalGenerator, images: np.ndarray | torch.Tensor, category_idx: np.ndarray,
-                  settings: GenerationConfig, seed: int = 0, device: torch.device | str = "cpu") -> Inversion:
+                  settings: DesignConfig, seed: int = 0, device: torch.device | str = "cpu") -> Inversion:
     """Fit z to each image (restarts, Adam on the per-image MSE) and keep each image's best restart."""
     device = torch.device(device)
     generator.to(device)
@@ -91,7 +91,7 @@ def invert_images(generator: ConditionalGenerator, images: np.ndarray | torch.Te
 
 
 def redesign_items(objective: DesignObjective, user_idx: np.ndarray, item_latent: np.ndarray,
-                   category_idx: np.ndarray, settings: GenerationConfig) -> Redesign:
+                   category_idx: np.ndarray, settings: DesignConfig) -> Redesign:
     """Move each item's latent toward its paired user's taste, staying near the item; records every step."""
     device = objective.device
     user_idx = np.asarray(user_idx, dtype=np.int64).reshape(-1)

@@ -1,11 +1,5 @@
-"""Where the personalised-catalogue job writes, and the shape of what it writes.
-
-    <lake>/designs/run_date=YYYY-MM-DD/*.parquet        one row per kept design (DESIGNS_SCHEMA)
-    <lake>/designs/run_date=YYYY-MM-DD/_SUCCESS          run manifest (JSON), written last: the commit marker
-    <lake>/images/run_date=YYYY-MM-DD/<h[:2]>/<h>.png    optional PNG objects, h = design_key(user, category, rank)
-    <lake>/_checkpoints/designs/run_date=YYYY-MM-DD/     Ray Data checkpoint of the run (deleted after the commit)
-    <lake>/pictures/user=<id_key>/                      `fashiongen design` pictures of one user
-    <lake>/pictures/run_date=YYYY-MM-DD/sheet-<id_key>.png  `fashiongen lake sheet` contact sheets
+"""The shape of what the personalised-catalogue job writes: the designs schema, run dates and id digests.
+Where it writes is `fashiongen.lake.paths.LakePaths`.
 
 Partitioning: only by `run_date`. Not by `category`: the main read is "every design of one user" (all categories),
 categories are few and dictionary-encoded so Parquet statistics prune them anyway, and Ray's `partition_cols` writes
@@ -27,7 +21,6 @@ import re
 
 import pyarrow as pa
 
-from fashiongen import storage
 from fashiongen.errors import FashiongenError
 
 
@@ -54,10 +47,6 @@ DESIGNS_SCHEMA = pa.schema([
     pa.field("dataset_oracle_scores", pa.list_(pa.float32()), nullable=True),
 ])
 
-MANIFEST_NAME = "_SUCCESS"
-DESIGNS_DIR = "designs"
-IMAGES_DIR = "images"
-CHECKPOINTS_DIR = "_checkpoints"
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -75,32 +64,6 @@ def validate_run_date(run_date: str) -> str:
 def today_utc() -> str:
     """Today's date in UTC as YYYY-MM-DD (the default run date)."""
     return dt.datetime.now(dt.timezone.utc).date().isoformat()
-
-
-def _partition(run_date: str) -> str:
-    return f"run_date={validate_run_date(run_date)}"
-
-
-def designs_uri(lake_uri: str) -> str:
-    return storage.join(lake_uri, DESIGNS_DIR)
-
-
-def run_uri(lake_uri: str, run_date: str) -> str:
-    """The prefix holding one run's Parquet files and its manifest."""
-    return storage.join(lake_uri, DESIGNS_DIR, _partition(run_date))
-
-
-def manifest_uri(lake_uri: str, run_date: str) -> str:
-    return storage.join(run_uri(lake_uri, run_date), MANIFEST_NAME)
-
-
-def checkpoint_uri(lake_uri: str, run_date: str) -> str:
-    """Ray Data checkpoint prefix of one run (outside designs/ so no reader ever scans it)."""
-    return storage.join(lake_uri, CHECKPOINTS_DIR, DESIGNS_DIR, _partition(run_date))
-
-
-def images_run_uri(lake_uri: str, run_date: str) -> str:
-    return storage.join(lake_uri, IMAGES_DIR, _partition(run_date))
 
 
 def _digest(*parts: str | int) -> str:
@@ -124,14 +87,3 @@ def design_key(user_id: str, category: str, rank: int) -> str:
 def id_key(kind: str, record_id: str) -> str:
     """The path-safe stand-in for an id ("user", "item"...) in a file name: 32 hex chars of a SHA-256 digest."""
     return _digest(kind, record_id)[:32]
-
-
-def sheet_uri(lake_uri: str, run_date: str, user_id: str) -> str:
-    """Where `fashiongen lake sheet` writes a user's contact sheet for a run (named by a digest of the id)."""
-    return storage.join(lake_uri, "pictures", _partition(run_date), f"sheet-{id_key('user', user_id)}.png")
-
-
-def image_uri(lake_uri: str, run_date: str, user_id: str, category: str, rank: int) -> str:
-    """Object URI of a design's PNG: <lake>/images/run_date=D/<h[:2]>/<h>.png (h = design_key)."""
-    key = design_key(user_id, category, rank)
-    return storage.join(images_run_uri(lake_uri, run_date), key[:2], f"{key}.png")

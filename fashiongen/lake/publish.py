@@ -31,8 +31,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from fashiongen import storage
-from fashiongen.lake.layout import (DESIGNS_SCHEMA, LakeError, checkpoint_uri, images_run_uri, manifest_uri,
-                                    run_uri, validate_run_date)
+from fashiongen.lake.layout import DESIGNS_SCHEMA, LakeError, validate_run_date
+from fashiongen.lake.paths import LakePaths
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +85,16 @@ def _list_files(uri: str) -> list[str]:
 
 def data_files(lake_uri: str, run_date: str) -> list[str]:
     """Parquet files of one run, relative to its prefix (hidden `_`/`.` names and temp files excluded)."""
-    return [f for f in _list_files(run_uri(lake_uri, run_date))
+    return [f for f in _list_files(LakePaths(lake_uri).run(run_date))
             if f.endswith(".parquet") and not any(part.startswith(("_", ".")) for part in f.split("/"))]
 
 
 def run_status(lake_uri: str, run_date: str) -> RunStatus:
     """complete (manifest present) | partial (some output or checkpoint, no manifest) | absent."""
-    if storage.exists(manifest_uri(lake_uri, run_date)):
+    paths = LakePaths(lake_uri)
+    if storage.exists(paths.manifest(run_date)):
         return RunStatus.COMPLETE
-    for uri in (run_uri(lake_uri, run_date), checkpoint_uri(lake_uri, run_date), images_run_uri(lake_uri, run_date)):
+    for uri in (paths.run(run_date), paths.checkpoint(run_date), paths.images_run(run_date)):
         if _list_files(uri):
             return RunStatus.PARTIAL
     return RunStatus.ABSENT
@@ -101,8 +102,9 @@ def run_status(lake_uri: str, run_date: str) -> RunStatus:
 
 def wipe_run(lake_uri: str, run_date: str) -> None:
     """Delete one date's designs (manifest first, so readers stop listing it at once), images and checkpoint."""
-    storage.delete(manifest_uri(lake_uri, run_date))
-    for uri in (run_uri(lake_uri, run_date), images_run_uri(lake_uri, run_date), checkpoint_uri(lake_uri, run_date)):
+    paths = LakePaths(lake_uri)
+    storage.delete(paths.manifest(run_date))
+    for uri in (paths.run(run_date), paths.images_run(run_date), paths.checkpoint(run_date)):
         storage.delete(uri)
 
 
@@ -113,17 +115,18 @@ def prepare_run(lake_uri: str, run_date: str, force: bool = False) -> RunPlan:
 
     def plan(action: Literal["skip", "resume", "start"], reason: str) -> RunPlan:
         log.info("designs run %s: %s (%s)", run_date, action, reason)
-        return RunPlan(action, status, run_date, run_uri(lake_uri, run_date), checkpoint_uri(lake_uri, run_date),
-                       images_run_uri(lake_uri, run_date), reason)
+        paths = LakePaths(lake_uri)
+        return RunPlan(action, status, run_date, paths.run(run_date), paths.checkpoint(run_date),
+                       paths.images_run(run_date), reason)
 
     if force and status != RunStatus.ABSENT:
         wipe_run(lake_uri, run_date)
         return plan("start", f"force: wiped the {status} run")
     if status == RunStatus.COMPLETE:
-        storage.delete(checkpoint_uri(lake_uri, run_date))  # left over if a crash hit between commit and cleanup
+        storage.delete(LakePaths(lake_uri).checkpoint(run_date))  # left over if a crash hit between commit and cleanup
         return plan("skip", "already complete; pass force=true to recompute")
     if status == RunStatus.PARTIAL:
-        if _list_files(checkpoint_uri(lake_uri, run_date)) or not data_files(lake_uri, run_date):
+        if _list_files(LakePaths(lake_uri).checkpoint(run_date)) or not data_files(lake_uri, run_date):
             return plan("resume", "partial run: the checkpoint skips pairs already written")
         # Rows but no checkpoint: nothing says which pairs are done, so appending would duplicate them.
         wipe_run(lake_uri, run_date)
@@ -152,7 +155,7 @@ def write_designs(table: pa.Table, lake_uri: str, run_date: str) -> str:
     Every row's run_date must equal `run_date`. Commit the run afterwards with publish_run."""
     table = conform_designs(table)
     _check_run_dates(table.column("run_date"), run_date, f"table for {run_date}")
-    uri = storage.join(run_uri(lake_uri, run_date), f"part-{uuid.uuid4().hex}.parquet")
+    uri = storage.join(LakePaths(lake_uri).run(run_date), f"part-{uuid.uuid4().hex}.parquet")
     storage.write_table(table, uri)
     return uri
 
@@ -164,7 +167,7 @@ def _check_run_dates(column: pa.ChunkedArray, run_date: str, where: str) -> None
 
 
 def _dataset(lake_uri: str, run_date: str, files: list[str]) -> ds.Dataset:
-    fs, base = storage.filesystem(run_uri(lake_uri, run_date))
+    fs, base = storage.filesystem(LakePaths(lake_uri).run(run_date))
     return ds.dataset([f"{base}/{f}" for f in files], format="parquet", filesystem=fs)
 
 
@@ -201,11 +204,11 @@ def publish_run(lake_uri: str, run_date: str, *, model_version: str,
     the run's checkpoint is deleted. Raises LakeError (and writes nothing) when the run is empty, already
     committed, has files off the schema, rows of another date or model_version, or duplicate (pair_id, rank) rows."""
     validate_run_date(run_date)
-    if storage.exists(manifest_uri(lake_uri, run_date)):
+    if storage.exists(LakePaths(lake_uri).manifest(run_date)):
         raise LakeError(f"run {run_date} in {lake_uri!r} is already published; rerun with force=true to replace it")
     files = data_files(lake_uri, run_date)
     if not files:
-        raise LakeError(f"run {run_date} in {lake_uri!r} has no Parquet files under {run_uri(lake_uri, run_date)}; "
+        raise LakeError(f"run {run_date} in {lake_uri!r} has no Parquet files under {LakePaths(lake_uri).run(run_date)}; "
                         "nothing to publish")
     dataset = _dataset(lake_uri, run_date, files)
     for fragment in dataset.get_fragments():
@@ -234,7 +237,7 @@ def publish_run(lake_uri: str, run_date: str, *, model_version: str,
         "fashiongen_version": _package_version(),
         "config_digest": config_digest(config) if config is not None else "",
     }
-    storage.write_bytes(manifest_uri(lake_uri, run_date), json.dumps(manifest, indent=1).encode())
-    storage.delete(checkpoint_uri(lake_uri, run_date))
+    storage.write_bytes(LakePaths(lake_uri).manifest(run_date), json.dumps(manifest, indent=1).encode())
+    storage.delete(LakePaths(lake_uri).checkpoint(run_date))
     log.info("published designs run %s: %d rows, %d pairs, %d files", run_date, report.rows, report.pairs, len(files))
     return manifest

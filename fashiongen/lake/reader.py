@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from fashiongen import storage
-from fashiongen.lake.layout import (DESIGNS_SCHEMA, LakeError, designs_uri, manifest_uri, run_uri,
-                                    validate_run_date)
+from fashiongen.lake.layout import DESIGNS_SCHEMA, LakeError, validate_run_date
+from fashiongen.lake.paths import LakePaths
 
 MANIFEST_KEYS = ("run_date", "model_version", "rows", "pairs", "files", "created_at", "fashiongen_version",
                  "config_digest")
@@ -30,7 +30,7 @@ MANIFEST_KEYS = ("run_date", "model_version", "rows", "pairs", "files", "created
 def list_complete_runs(lake_uri: str) -> list[str]:
     """Run dates (YYYY-MM-DD, ascending) whose manifest exists; partial runs are never listed."""
     dates = []
-    for name in storage.list_dir(designs_uri(lake_uri)):
+    for name in storage.list_dir(LakePaths(lake_uri).designs()):
         if not name.startswith("run_date="):
             continue
         date = name[len("run_date="):]
@@ -38,7 +38,7 @@ def list_complete_runs(lake_uri: str) -> list[str]:
             validate_run_date(date)
         except LakeError:
             continue  # a foreign folder is not a run
-        if storage.exists(manifest_uri(lake_uri, date)):
+        if storage.exists(LakePaths(lake_uri).manifest(date)):
             dates.append(date)
     return sorted(dates)
 
@@ -50,7 +50,7 @@ def latest_complete_run(lake_uri: str) -> str | None:
 
 def read_manifest(lake_uri: str, run_date: str) -> dict:
     """The manifest of a complete run; LakeError when the run is not committed or the manifest is unreadable."""
-    uri = manifest_uri(lake_uri, run_date)
+    uri = LakePaths(lake_uri).manifest(run_date)
     if not storage.exists(uri):
         raise LakeError(f"run {run_date} in {lake_uri!r} is not complete (no {uri}); list complete runs with "
                         "list_complete_runs() or finish the run with the generate job")
@@ -78,7 +78,7 @@ def complete_run_files(lake_uri: str, run_dates: Sequence[str] | None = None) ->
     dates = list(run_dates) if run_dates is not None else list_complete_runs(lake_uri)
     files = []
     for date in dates:
-        base = run_uri(lake_uri, date)
+        base = LakePaths(lake_uri).run(date)
         files += [storage.join(base, name) for name in read_manifest(lake_uri, date)["files"]]
     if not storage.is_s3(lake_uri):
         files = [storage.local_path(f) for f in files]
@@ -90,7 +90,7 @@ def read_run(lake_uri: str, run_date: str | None = None, *, user_id: str | Seque
     """One complete run (default: the latest) as a Table with DESIGNS_SCHEMA, optionally filtered."""
     date = _resolve_date(lake_uri, run_date)
     manifest = read_manifest(lake_uri, date)
-    fs, base = storage.filesystem(run_uri(lake_uri, date))
+    fs, base = storage.filesystem(LakePaths(lake_uri).run(date))
     paths = [f"{base}/{name}" for name in manifest["files"]]
     unknown = sorted(set(columns or []) - set(DESIGNS_SCHEMA.names))
     if unknown:

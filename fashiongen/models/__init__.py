@@ -1,2 +1,7 @@
-from fashiongen.models import gan  # noqa: F401  (registers the "lsgan" generator)
-from fashiongen.models import baselines, dvbpr  # noqa: F401  (registers "dvbpr", "poprank", "bprmf", "vbpr")
+"""The models: one module per model, each registering its class in fashiongen.models.contract on import.
+Importing this package imports every module in it, so a new model is one new file."""
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -1,4 +1,5 @@
-"""BPR training triples (u, i, j), sampled as the official DVBPR code does, vectorised.
+"""BPR training triples (u, i, j), sampled as the official DVBPR code does, vectorised; and the shared base of
+the factor-model baselines (`VectorScorer`, `BPRFactorModel`).
 
 u uniform over users (not interactions); i uniform over u's training items; j uniform over all items, rejecting
 only u's training items (so u's validation or test item can be a negative, as in the official code). One epoch is
@@ -6,9 +7,20 @@ as many triples as there are training interactions.
 """
 from __future__ import annotations
 
+import abc
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from fashiongen.models.contract import Recommender
+
+INIT_STD = 0.01
 
 
 @dataclass
@@ -61,3 +73,88 @@ def sample_triples(train: TrainSet, n: int, rng: np.random.Generator) -> tuple[n
         neg[bad] = rng.integers(0, train.num_items, size=len(bad))
         bad = bad[train.contains(users[bad], neg[bad])]
     return users.astype(np.int64), pos.astype(np.int64), neg.astype(np.int64)
+
+
+class VectorScorer(Recommender):
+    """Scores with `user_vectors() @ item_features().T`; subclasses define the vectors."""
+
+    meta: dict[str, Any]
+
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> torch.Tensor:
+        u = self.user_vectors()[torch.as_tensor(np.asarray(users))]
+        v = self.item_features() if items is None else self.item_features()[torch.as_tensor(np.asarray(items))]
+        return u @ v.T
+
+
+class BPRFactorModel(VectorScorer, nn.Module):
+    """A factor model trained with BPR in-process (Adam on the batch-mean BPR loss plus reg·½‖·‖² of the batch's
+    rows, triples sampled as DVBPR's); subclasses allocate their parameters in `build` and give x_ui."""
+
+    HYPER = ("k", "lr", "reg", "epochs", "batch_size", "seed")
+
+    def __init__(self, k: int = 50, lr: float = 0.01, reg: float = 0.1, epochs: int = 20, batch_size: int = 128,
+                 seed: int = 0):
+        nn.Module.__init__(self)
+        self.hyper = {"k": k, "lr": lr, "reg": reg, "epochs": epochs, "batch_size": batch_size, "seed": seed}
+        self.config: dict[str, Any] = {}
+        self.meta = {}
+
+    @classmethod
+    def from_config(cls, rec) -> "BPRFactorModel":
+        return cls(rec.k, rec.baseline_lr, rec.baseline_reg, rec.baseline_epochs, rec.batch_size, rec.seed)
+
+    @abc.abstractmethod
+    def build(self, num_users: int, num_items: int) -> None:
+        """Allocate the parameters (and record the sizes in self.config)."""
+
+    @abc.abstractmethod
+    def pair_scores(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_ui (B,), ½‖rows‖² of the parameters the pairs touch (B,))."""
+
+    def fit(self, catalogue, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+        torch.manual_seed(self.hyper["seed"])
+        self.build(catalogue.num_users, catalogue.num_items)
+        return self.train_bpr(catalogue, on_epoch)
+
+    def train_bpr(self, catalogue, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+        """The BPR epochs over the catalogue's training interactions (parameters already built)."""
+        h = self.hyper
+        rng = np.random.default_rng(h["seed"])
+        train = TrainSet.from_catalogue(catalogue)
+        optimizer = torch.optim.Adam(self.parameters(), lr=h["lr"])
+        history = []
+        batch = h["batch_size"]
+        for epoch in range(h["epochs"]):
+            began = time.perf_counter()
+            users, pos, neg = (torch.from_numpy(a) for a in sample_triples(train, train.num_interactions, rng))
+            total = 0.0
+            for lo in range(0, len(users), batch):
+                u, i, j = users[lo:lo + batch], pos[lo:lo + batch], neg[lo:lo + batch]
+                x_ui, reg_i = self.pair_scores(u, i)
+                x_uj, reg_j = self.pair_scores(u, j)
+                bpr = -F.logsigmoid(x_ui - x_uj)
+                loss = (bpr + h["reg"] * (reg_i + reg_j)).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(bpr.detach().sum())
+            seconds = time.perf_counter() - began
+            metrics = {"epoch": epoch, "loss": total / len(users), "seconds": seconds}
+            history.append(metrics)
+            if on_epoch:
+                on_epoch(metrics)
+        return history
+
+    def checkpoint_payload(self) -> dict[str, Any]:
+        return {"kind": self.kind, "config": {**self.hyper, **self.config},
+                "state": {k: v.detach().cpu() for k, v in self.state_dict().items()}, "meta": dict(self.meta)}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> "BPRFactorModel":
+        config = dict(payload["config"])
+        sizes = {key: config.pop(key) for key in ("num_users", "num_items", "feature_dim") if key in config}
+        model = cls(**{key: value for key, value in config.items() if key in cls.HYPER})
+        model.build(**sizes)
+        model.load_state_dict(payload["state"])
+        model.meta = dict(payload.get("meta") or {})
+        return model

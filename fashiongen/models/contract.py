@@ -12,13 +12,17 @@ from __future__ import annotations
 import abc
 import hashlib
 import io
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
 from fashiongen import storage
 from fashiongen.errors import FashiongenError
+
+if TYPE_CHECKING:
+    from fashiongen.config import RecommenderConfig
 
 RECOMMENDERS: dict[str, type["Recommender"]] = {}
 GENERATORS: dict[str, type["ConditionalGenerator"]] = {}
@@ -69,15 +73,28 @@ def read_checkpoint(uri: str) -> dict[str, Any]:
 
 
 class Recommender(abc.ABC):
-    """Fit / score / vectors / save / load. Users and items are dense indices of a `Catalogue`."""
+    """Fit / score / vectors / save / load. Users and items are dense indices of a `Catalogue`.
+
+    Hyper-parameters go to the constructor (`from_config` maps the config's recommender section onto it); `fit`
+    sizes the model from the catalogue. The class attributes say what the training driver must do; adding a model
+    is one new module under fashiongen/models/ that defines a registered subclass.
+    """
 
     kind: ClassVar[str]
-    visual: ClassVar[bool] = False  # True when `encode_images` scores any image (DVBPR)
+    needs_images: ClassVar[bool] = False  # fit reads the catalogue's images
+    distributed: ClassVar[bool] = False  # trained with Ray Train (see the distributed hooks below), else in-process
+    visual: ClassVar[bool] = False  # a VisualRecommender: scores any image
 
     model_version: str = ""
+    meta: dict[str, Any]
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, rec: RecommenderConfig) -> "Recommender":
+        """A fresh, unfitted model with the hyper-parameters of the config's recommender section."""
 
     @abc.abstractmethod
-    def fit(self, catalogue, cfg, on_epoch=None) -> list[dict]:
+    def fit(self, catalogue, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
         """Train in-process on a Catalogue; `on_epoch(metrics)` is called after each epoch. Returns metrics per epoch."""
 
     @abc.abstractmethod
@@ -96,9 +113,24 @@ class Recommender(abc.ABC):
         """Replace θ of `users` (the nightly refresh). Only models scored as θ_u · Φ_i support it."""
         raise NotImplementedError(f"{self.kind} cannot refresh user vectors on their own: retrain it, or use dvbpr")
 
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """Differentiable Φ(images) for images in [-1, 1], (N, C, H, W) -> (N, K). Visual models only."""
-        raise NotImplementedError(f"{self.kind} cannot score new images; use a visual model such as dvbpr")
+    # Distributed training hooks (distributed = True): the Ray Train loop of fashiongen.training.recommender
+    # wraps `network()` in DDP and calls `train_batch` per batch of triples on every worker.
+    def build_for(self, catalogue) -> None:
+        """Allocate the parameters for a catalogue (before loading a checkpoint's state or training)."""
+        raise NotImplementedError(f"{self.kind} is not trained with Ray Train")
+
+    def network(self) -> torch.nn.Module:
+        """The module whose parameters distributed training optimises (and checkpoints)."""
+        raise NotImplementedError(f"{self.kind} is not trained with Ray Train")
+
+    def train_batch(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer, images: np.ndarray,
+                    users: np.ndarray, pos: np.ndarray, neg: np.ndarray, data_scale: float = 1.0) -> float:
+        """One optimiser step on a batch of triples with `net` (`network()` or its DDP wrapper); the objective."""
+        raise NotImplementedError(f"{self.kind} is not trained with Ray Train")
+
+    def index_catalogue(self, images: np.ndarray) -> None:
+        """Recompute the item features from the catalogue's images (after the network changed)."""
+        raise NotImplementedError(f"{self.kind} has no image network to index the catalogue with")
 
     @abc.abstractmethod
     def checkpoint_payload(self) -> dict[str, Any]:
@@ -114,7 +146,37 @@ class Recommender(abc.ABC):
         return self.model_version
 
 
+class VisualRecommender(Recommender):
+    """A recommender that scores any image, θ_u · Φ(image): what preference maximisation climbs."""
+
+    visual: ClassVar[bool] = True
+    image_shape: tuple[int, int, int]  # (C, H, W) that `encode_images` takes
+
+    @abc.abstractmethod
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Differentiable Φ(images) for images in [-1, 1], (N, C, H, W) -> (N, K), in eval mode."""
+
+    @abc.abstractmethod
+    def to(self, device: torch.device | str) -> "VisualRecommender":
+        """Move the networks and item features; returns self."""
+
+    @abc.abstractmethod
+    def freeze(self) -> None:
+        """Eval mode and no parameter gradients, so backward reaches only the inputs (the latents)."""
+
+
+def recommender_class(kind: str) -> type[Recommender]:
+    """The registered recommender `kind`; FashiongenError naming the known ones otherwise."""
+    import fashiongen.models  # noqa: F401  (imports every model module, which registers it)
+
+    if kind not in RECOMMENDERS:
+        raise FashiongenError(f"recommender.model={kind!r} is not a recommender: use one of {sorted(RECOMMENDERS)}")
+    return RECOMMENDERS[kind]
+
+
 def load_recommender(uri: str) -> Recommender:
+    import fashiongen.models  # noqa: F401  (registers every model)
+
     payload = read_checkpoint(uri)
     cls = RECOMMENDERS.get(payload["kind"])
     if cls is None:
@@ -146,6 +208,10 @@ class ConditionalGenerator(abc.ABC):
         """Move both networks; returns self."""
 
     @abc.abstractmethod
+    def freeze(self) -> None:
+        """Eval mode and no parameter gradients (BatchNorm uses running statistics; backward reaches z only)."""
+
+    @abc.abstractmethod
     def checkpoint_payload(self) -> dict[str, Any]:
         """{"kind", "config", "state", "meta"} with tensors and plain values only."""
 
@@ -160,6 +226,8 @@ class ConditionalGenerator(abc.ABC):
 
 
 def load_generator(uri: str) -> ConditionalGenerator:
+    import fashiongen.models  # noqa: F401  (registers every model)
+
     payload = read_checkpoint(uri)
     cls = GENERATORS.get(payload["kind"])
     if cls is None:

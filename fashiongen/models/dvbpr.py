@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from fashiongen.data.images import to_tensor_range
 from fashiongen.models.bpr import TrainSet, sample_triples
 from fashiongen.models.cnn import build_encoder, regularised_weights
-from fashiongen.models.contract import Recommender, register_recommender
+from fashiongen.models.contract import VisualRecommender, register_recommender
 
 ENCODE_BATCH = 512
 
@@ -79,40 +79,61 @@ def encode_catalogue(encoder: nn.Module, images: np.ndarray, index: np.ndarray |
 
 
 @register_recommender
-class DVBPR(Recommender):
+class DVBPR(VisualRecommender):
     """Deep visually-aware BPR; see the module docstring."""
 
     kind = "dvbpr"
-    visual = True
+    needs_images = True
+    distributed = True
 
-    def __init__(self, num_users: int, num_items: int, k: int = 50, arch: str = "small",
-                 image_shape: tuple[int, int, int] = (1, 28, 28), dropout: float = 0.5):
-        self.config = {"num_users": num_users, "num_items": num_items, "k": k, "arch": arch,
-                       "image_shape": list(image_shape), "dropout": dropout}
-        self.image_shape = tuple(image_shape)
-        self.net = DVBPRNet(num_users, k, arch, self.image_shape, dropout)
-        self.net.eval()
-        self.item_phi = torch.zeros(num_items, k)
+    def __init__(self, k: int = 50, arch: str = "small", dropout: float = 0.5, lr: float = 1e-4,
+                 lambda_cnn: float = 1e-3, lambda_theta: float = 1.0, batch_size: int = 128, epochs: int = 5,
+                 seed: int = 0):
+        self.hyper = {"k": k, "arch": arch, "dropout": dropout, "lr": lr, "lambda_cnn": lambda_cnn,
+                      "lambda_theta": lambda_theta, "batch_size": batch_size, "epochs": epochs, "seed": seed}
+        self.k, self.arch, self.dropout = k, arch, dropout
+        self.lr, self.lambda_cnn, self.lambda_theta = lr, lambda_cnn, lambda_theta
+        self.batch_size, self.epochs, self.seed = batch_size, epochs, seed
+        self.shape: dict[str, Any] = {}
         self.device = torch.device("cpu")
         self.meta: dict[str, Any] = {}
 
     @classmethod
-    def for_catalogue(cls, catalogue, rec) -> "DVBPR":
-        """A fresh model shaped for a Catalogue and a RecommenderConfig."""
+    def from_config(cls, rec) -> "DVBPR":
+        return cls(rec.k, rec.arch, rec.dropout, rec.lr, rec.lambda_cnn, rec.lambda_theta, rec.batch_size,
+                   rec.epochs, rec.seed)
+
+    def build(self, num_users: int, num_items: int, image_shape: tuple[int, int, int]) -> "DVBPR":
+        """Allocate θ, Φ's network and the item features for this many users and items."""
+        self.shape = {"num_users": num_users, "num_items": num_items, "image_shape": list(image_shape)}
+        self.image_shape = tuple(image_shape)
+        self.net = DVBPRNet(num_users, self.k, self.arch, self.image_shape, self.dropout).to(self.device)
+        self.net.eval()
+        self.item_phi = torch.zeros(num_items, self.k, device=self.device)
+        return self
+
+    def build_for(self, catalogue) -> None:
         h, w, c = catalogue_size(catalogue)
         if h != w:
             raise ValueError(f"DVBPR takes square images; the catalogue's are {w}x{h} (set data.image_size)")
-        return cls(catalogue.num_users, catalogue.num_items, rec.k, rec.arch, (c, h, w), rec.dropout)
+        self.build(catalogue.num_users, catalogue.num_items, (c, h, w))
 
     @property
     def encoder(self) -> nn.Module:
         return self.net.encoder
+
+    def network(self) -> nn.Module:
+        return self.net
 
     def to(self, device: torch.device | str) -> "DVBPR":
         self.device = torch.device(device)
         self.net.to(self.device)
         self.item_phi = self.item_phi.to(self.device)
         return self
+
+    def freeze(self) -> None:
+        self.net.eval()
+        self.net.requires_grad_(False)
 
     def index_catalogue(self, images: np.ndarray) -> None:
         """Compute and keep Φ of every catalogue item (uint8 NHWC, in the catalogue's item order)."""
@@ -121,18 +142,22 @@ class DVBPR(Recommender):
                              "the model was trained on")
         self.item_phi = encode_catalogue(self.net.encoder, images, device=self.device).to(self.device)
 
-    def fit(self, catalogue, cfg, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
-        """Train in this process on a Catalogue (with images) with cfg.recommender's settings."""
-        rec = cfg.recommender
-        torch.manual_seed(rec.seed)
-        rng = np.random.default_rng(rec.seed)
+    def train_batch(self, net: nn.Module, optimizer: torch.optim.Optimizer, images: np.ndarray, users: np.ndarray,
+                    pos: np.ndarray, neg: np.ndarray, data_scale: float = 1.0) -> float:
+        return train_step(net, optimizer, images, users, pos, neg, self, self.device, data_scale, self.net)
+
+    def fit(self, catalogue, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+        """Train in this process on a Catalogue (with images)."""
+        torch.manual_seed(self.seed)
+        self.build_for(catalogue)
+        rng = np.random.default_rng(self.seed)
         train = TrainSet.from_catalogue(catalogue)
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=rec.lr)
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr)
         history = []
-        for epoch in range(rec.epochs):
+        for epoch in range(self.epochs):
             began = time.perf_counter()
             users, pos, neg = sample_triples(train, train.num_interactions, rng)
-            total = train_epoch(self.net, optimizer, catalogue.images, users, pos, neg, rec, self.device)
+            total = train_epoch(self.net, optimizer, catalogue.images, users, pos, neg, self, self.device)
             seconds = time.perf_counter() - began
             metrics = {"epoch": epoch, "loss": total / len(users), "seconds": seconds,
                        "triples_per_s": len(users) / max(seconds, 1e-9)}
@@ -164,13 +189,14 @@ class DVBPR(Recommender):
 
     def checkpoint_payload(self) -> dict[str, Any]:
         state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
-        return {"kind": self.kind, "config": dict(self.config),
+        return {"kind": self.kind, "config": {**self.hyper, **self.shape},
                 "state": {"net": state, "item_phi": self.item_phi.detach().cpu()}, "meta": dict(self.meta)}
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> "DVBPR":
-        cfg = payload["config"]
-        model = cls(cfg["num_users"], cfg["num_items"], cfg["k"], cfg["arch"], tuple(cfg["image_shape"]), cfg["dropout"])
+        cfg = dict(payload["config"])
+        shape = [cfg.pop(key) for key in ("num_users", "num_items", "image_shape")]
+        model = cls(**cfg).build(shape[0], shape[1], tuple(shape[2]))
         model.net.load_state_dict(payload["state"]["net"])
         model.item_phi = payload["state"]["item_phi"].float()
         model.meta = dict(payload.get("meta") or {})
@@ -188,7 +214,7 @@ def train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, images: np.nda
                 pos: np.ndarray, neg: np.ndarray, rec, device: torch.device | str, data_scale: float = 1.0,
                 module: DVBPRNet | None = None) -> float:
     """One pass over the given triples in batches of rec.batch_size; returns the summed objective. `net` may be a
-    DDP wrapper of `module`."""
+    DDP wrapper of `module`; `rec` is anything with batch_size, lambda_cnn and lambda_theta (a DVBPR)."""
     module = module or net
     net.train()
     total = 0.0

@@ -227,6 +227,11 @@ class ConditionalLSGAN(ConditionalGenerator):
         self.discriminator.eval()
         return self
 
+    def freeze(self) -> None:
+        self.eval()
+        self.generator.requires_grad_(False)
+        self.discriminator.requires_grad_(False)
+
     def checkpoint_payload(self) -> dict[str, Any]:
         return {"kind": self.kind, "config": self.config(),
                 "state": {"generator": {k: v.detach().cpu() for k, v in self.generator.state_dict().items()},

@@ -1,4 +1,4 @@
-"""`fashiongen nightly`: fold the day's interactions into user vectors, check them, design for changed users.
+"""The nightly run: fold the day's interactions into user vectors, check them, design for changed users.
 
     fashiongen nightly --config configs/default.yaml run_date=2026-11-26
 
@@ -15,7 +15,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -23,8 +22,9 @@ import logging
 import numpy as np
 
 from fashiongen import storage
-from fashiongen.config import Config, recommender_model_uri
+from fashiongen.config import Config
 from fashiongen.errors import FashiongenError
+from fashiongen.lake.paths import LakePaths
 
 log = logging.getLogger(__name__)
 
@@ -33,30 +33,21 @@ class NightlyError(FashiongenError, RuntimeError):
     """A nightly run that must not publish; the message says why and what to do."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--force", action="store_true", help="recompute a run date that is already published")
-    parser.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
-
-
-def nightly_model_uri(cfg: Config, run_date: str) -> str:
-    return storage.join(cfg.lake_uri, "models", "recommender", "nightly", f"run_date={run_date}",
-                        f"{cfg.recommender.model}.pt")
-
-
 def previous_model_uri(cfg: Config, run_date: str) -> str:
     """The latest nightly model strictly before `run_date`, else the trained recommender."""
-    folder = storage.join(cfg.lake_uri, "models", "recommender", "nightly")
-    dates = sorted(n.removeprefix("run_date=") for n in storage.list_dir(folder) if n.startswith("run_date="))
+    paths, model = LakePaths.of(cfg), cfg.recommender.model
+    dates = sorted(n.removeprefix("run_date=") for n in storage.list_dir(paths.nightly_models())
+                   if n.startswith("run_date="))
     for date in reversed(dates):
-        if date < run_date and storage.exists(nightly_model_uri(cfg, date)):
-            return nightly_model_uri(cfg, date)
-    return recommender_model_uri(cfg)
+        if date < run_date and storage.exists(paths.nightly_model(date, model)):
+            return paths.nightly_model(date, model)
+    return paths.recommender_model(model)
 
 
 def refresh(cfg: Config, run_date: str) -> dict:
     """Steps 2 and 3: write the refreshed model and its evaluation; returns the report (raises NightlyError)."""
     from fashiongen.data.contract import load_catalogue
-    from fashiongen.data.landing import accept_landed, landing_uri, read_landed
+    from fashiongen.data.landing import accept_landed, read_landed
     from fashiongen.evaluation.auc import full_auc, held_out
     from fashiongen.models.bpr import TrainSet
     from fashiongen.models.contract import load_recommender
@@ -65,8 +56,9 @@ def refresh(cfg: Config, run_date: str) -> dict:
     catalogue = load_catalogue(cfg.data.catalogue_uri, with_images=False)
     base_uri = previous_model_uri(cfg, run_date)
     model = load_recommender(base_uri)
-    landing = landing_uri(cfg)
-    accepted = accept_landed(read_landed(landing, run_date), catalogue, run_date)
+    paths = LakePaths.of(cfg)
+    landing = paths.landing()
+    accepted = accept_landed(read_landed(paths, run_date), catalogue, run_date)
     changed = accepted.today_users
     train = TrainSet.from_pairs(np.concatenate([catalogue.train_users, accepted.users]),
                                 np.concatenate([catalogue.train_items, accepted.items]),
@@ -84,7 +76,7 @@ def refresh(cfg: Config, run_date: str) -> dict:
               "quarantined": accepted.quarantine.counts(), "validation_auc_before": auc_before,
               "validation_auc_after": auc_after, "refresh_loss_first": losses[0] if losses else None,
               "refresh_loss_last": losses[-1] if losses else None}
-    out = storage.join(cfg.lake_uri, "evaluation", "nightly", f"run_date={run_date}")
+    out = paths.nightly_evaluation(run_date)
     if accepted.quarantine.rows:
         storage.write_table(accepted.quarantine.to_table(), storage.join(out, "quarantine.parquet"))
     drop = auc_before - auc_after
@@ -97,31 +89,31 @@ def refresh(cfg: Config, run_date: str) -> dict:
                            f"under {landing} (and {out}), or raise nightly.max_auc_drop.")
     model.meta = {**model.meta, "nightly": {"run_date": run_date, "base_model": base_uri,
                                              "changed_users": int(len(changed))}}
-    report["model_uri"] = nightly_model_uri(cfg, run_date)
+    report["model_uri"] = paths.nightly_model(run_date, cfg.recommender.model)
     report["model_version"] = model.save(report["model_uri"])  # a content hash: designs name the vectors behind them
     report["verdict"] = "accepted"
     storage.write_bytes(storage.join(out, "report.json"), json.dumps(report, indent=2).encode())
     return report
 
 
-def run(cfg: Config, args: argparse.Namespace) -> int:
+def run_nightly(cfg: Config, force: bool = False, ray_address: str | None = None):
+    """The whole nightly run for cfg.run_date (default today UTC); returns the designs RunSummary, or None when
+    the date is already published (a no-op unless `force`)."""
     from fashiongen.generation.job import run_generation
     from fashiongen.lake import publish
     from fashiongen.lake.layout import today_utc, validate_run_date
     from fashiongen.runtime import ensure_ray
 
     run_date = validate_run_date(cfg.run_date or today_utc())
-    if publish.run_status(cfg.lake_uri, run_date) == publish.RunStatus.COMPLETE and not args.force:
-        print(f"nightly {run_date}: already published at {publish.run_uri(cfg.lake_uri, run_date)}; nothing to do "
+    if publish.run_status(cfg.lake_uri, run_date) == publish.RunStatus.COMPLETE and not force:
+        print(f"nightly {run_date}: already published at {LakePaths.of(cfg).run(run_date)}; nothing to do "
               "(--force recomputes)")
-        return 0
+        return None
     report = refresh(cfg, run_date)
     print(f"nightly {run_date}: refreshed {report['changed_users']} user vector(s) from {report['landed_accepted']} "
           f"landed interaction(s); validation AUC of those users {report['validation_auc_before']:.4f} -> "
           f"{report['validation_auc_after']:.4f}; quarantined: {report['quarantined'] or 'none'}")
     print(f"model: {report['model_uri']} (model_version {report['model_version']})")
     generation = dataclasses.replace(cfg.generation, recommender_uri=report["model_uri"], incremental=True)
-    ensure_ray(args.ray_address)
-    summary = run_generation(dataclasses.replace(cfg, run_date=run_date, generation=generation), force=args.force)
-    print(summary.to_markdown())
-    return 0
+    ensure_ray(ray_address)
+    return run_generation(dataclasses.replace(cfg, run_date=run_date, generation=generation), force=force)

@@ -8,18 +8,17 @@
   fake) before one backward, and re-broadcasting BN buffers on each forward would modify tensors autograd still
   needs. Buffers are synced once at wrap time; then each rank keeps its own BN statistics, rank 0's are saved.
 - Each epoch rank 0 reports a checkpoint (G, D, both Adam states, EMA copy, epoch) to `train.storage_path`
-  under a stable run name, writes a sample grid (one row per category) to `<lake>/gan/<run>/samples/`, and
+  under a stable run name, writes a sample grid (one row per category) to `LakePaths.training_run("gan", run)/samples/`, and
   prints one progress line. A rerun with the same name resumes from the latest checkpoint; worker failures
   are retried `train.max_failures` times from it.
-- At the end the driver writes the generator in the contract format to `gan.model_uri`
-  (default `<lake>/models/generator.pt`); `load_generator(uri)` reads it.
+- At the end the driver writes the generator in the contract format to `LakePaths.generator_model()` (gan.model_uri,
+  default `<lake>/models/generator.pt`); `load_generator(uri)` reads it.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,14 +26,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from fashiongen import storage
-from fashiongen.config import Config, GanConfig, generator_model_uri
+from fashiongen import faults, storage
+from fashiongen.config import Config, GanConfig
 from fashiongen.data.contract import read_meta
 from fashiongen.data.images import decode_image, encode_png, from_tensor_range
 from fashiongen.models.contract import save_checkpoint
-from fashiongen.models.gan import ConditionalLSGAN, GanConfigError, arch_spec, d_loss_fn, ema_update, g_loss_fn, one_hot
-
-STATE_FILE = "gan_state.pt"
+from fashiongen.lake.paths import LakePaths
+from fashiongen.models.gan import ConditionalLSGAN, arch_spec, d_loss_fn, ema_update, g_loss_fn, one_hot
+from fashiongen.runtime import ensure_ray
+from fashiongen.training.ray_train import final_state, resumed_state, run_config, save_and_report
 
 
 @dataclass
@@ -50,32 +50,61 @@ class GanTrainResult:
     samples_uri: str  # the last epoch's sample grid
 
 
-def resolve_settings(gan: GanConfig, meta: dict) -> dict[str, Any]:
+@dataclass(frozen=True)
+class GanSettings:
+    """Concrete GAN settings, resolved once from the config (0 = the architecture's default) and the catalogue."""
+
+    arch: str
+    z_dim: int
+    lr: float
+    beta1: float
+    beta2: float
+    batch_size: int
+    epochs: int
+    seed: int
+    ema_decay: float
+    spectral_norm: bool
+    sample_columns: int
+    categories: tuple[str, ...]
+    image_shape: tuple[int, int, int]  # (C, H, W) the GAN draws
+    source_size: tuple[int, int]  # (W, H) of the catalogue's images
+    mode: str  # the catalogue's image mode (L, RGB)
+
+    def model_config(self) -> dict[str, Any]:
+        """The `ConditionalLSGAN` constructor arguments."""
+        return {"arch": self.arch, "z_dim": self.z_dim, "categories": list(self.categories),
+                "image_shape": tuple(self.image_shape), "spectral_norm": self.spectral_norm}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (lists, not tuples) for Ray's train_loop_config and checkpoint metadata."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "GanSettings":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def resolve_settings(gan: GanConfig, meta: dict) -> GanSettings:
     """Concrete GAN settings: config values, the architecture's defaults where the config says 0, and the
     image shape and categories of the catalogue."""
     spec = arch_spec(gan.arch)
     image = meta["image"]
     channels = 3 if image["mode"] == "RGB" else 1
     size = gan.image_size or spec.image_size or image["height"]
-    return {
-        "arch": gan.arch, "z_dim": gan.z_dim or spec.z_dim, "lr": gan.lr or spec.lr, "beta1": gan.beta1,
-        "beta2": gan.beta2, "batch_size": gan.batch_size or spec.batch_size, "epochs": gan.epochs or spec.epochs,
-        "seed": gan.seed, "ema_decay": gan.ema_decay, "spectral_norm": gan.spectral_norm,
-        "sample_columns": gan.sample_columns, "fail_at_epoch": gan.fail_at_epoch,
-        "categories": list(meta["categories"]), "image_shape": [channels, size, size],
-        "source_size": [image["width"], image["height"]], "mode": image["mode"],
-    }
+    return GanSettings(
+        arch=gan.arch, z_dim=gan.z_dim or spec.z_dim, lr=gan.lr or spec.lr, beta1=gan.beta1, beta2=gan.beta2,
+        batch_size=gan.batch_size or spec.batch_size, epochs=gan.epochs or spec.epochs, seed=gan.seed,
+        ema_decay=gan.ema_decay, spectral_norm=gan.spectral_norm, sample_columns=gan.sample_columns,
+        categories=tuple(meta["categories"]), image_shape=(channels, size, size),
+        source_size=(image["width"], image["height"]), mode=image["mode"])
 
 
-def model_config(settings: dict[str, Any]) -> dict[str, Any]:
-    """The `ConditionalLSGAN` constructor arguments within the settings."""
-    return {k: settings[k] for k in ("arch", "z_dim", "categories", "image_shape", "spectral_norm")}
-
-
-def default_run_name(catalogue_uri: str, settings: dict[str, Any]) -> str:
+def default_run_name(catalogue_uri: str, settings: GanSettings) -> str:
     """Stable across reruns of the same catalogue and network shape, so a rerun resumes the run."""
-    key = repr((catalogue_uri.rstrip("/"), model_config(settings)))
-    return f"gan-{settings['arch']}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+    config = settings.model_config()
+    config["image_shape"] = list(config["image_shape"])  # the key of runs named before settings were frozen
+    key = repr((catalogue_uri.rstrip("/"), config))
+    return f"gan-{settings.arch}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
 def sample_grid(model: ConditionalLSGAN, z: torch.Tensor) -> np.ndarray:
@@ -97,38 +126,17 @@ def _decode_batch(batch: dict[str, np.ndarray], categories: list[str], mode: str
     return {"image": images, "category": np.array([index[c] for c in batch["category"]], dtype=np.int64)}
 
 
-def catalogue_dataset(catalogue_uri: str, settings: dict[str, Any]):
+def catalogue_dataset(catalogue_uri: str, settings: GanSettings):
     """Ray Dataset of {"image": uint8 (H, W, C), "category": int64} rows, decoded once and materialised."""
     import ray.data
 
     fs, path = storage.filesystem(storage.join(catalogue_uri, "items.parquet"))
-    _, size, _ = settings["image_shape"]
-    resize = None if tuple(settings["source_size"]) == (size, size) else (size, size)
+    _, size, _ = settings.image_shape
+    resize = None if settings.source_size == (size, size) else (size, size)
     ds = ray.data.read_parquet(path, filesystem=fs, columns=["image_png", "category"])
     ds = ds.map_batches(_decode_batch, batch_size=4096, batch_format="numpy",
-                        fn_kwargs={"categories": settings["categories"], "mode": settings["mode"], "size": resize})
+                        fn_kwargs={"categories": list(settings.categories), "mode": settings.mode, "size": resize})
     return ds.materialize()
-
-
-def _save_state(directory: str, epoch: int, G, D, opt_g, opt_d, ema) -> None:
-    torch.save({"epoch": epoch, "generator": G.state_dict(), "discriminator": D.state_dict(),
-                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                "ema": ema.state_dict() if ema is not None else {}}, os.path.join(directory, STATE_FILE))
-
-
-def _load_state(directory: str) -> dict[str, Any]:
-    return torch.load(os.path.join(directory, STATE_FILE), map_location="cpu", weights_only=True)
-
-
-def _inject_failure(settings: dict[str, Any], output_uri: str, epoch: int) -> None:
-    """Test hook: raise once at the configured epoch; a marker under the run's output makes it once only."""
-    if settings["fail_at_epoch"] != epoch:
-        return
-    marker = storage.join(output_uri, f"_injected_failure_epoch_{epoch}")
-    if storage.exists(marker):
-        return
-    storage.write_bytes(marker, b"")
-    raise RuntimeError(f"injected failure at epoch {epoch} (gan.fail_at_epoch)")
 
 
 def train_loop(config: dict[str, Any]) -> None:
@@ -137,22 +145,20 @@ def train_loop(config: dict[str, Any]) -> None:
     import torch.distributed as dist
     from ray.train.torch import get_device, prepare_model
 
-    settings, output_uri = config["settings"], config["output_uri"]
+    settings, output_uri = GanSettings.from_dict(config["settings"]), config["output_uri"]
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
-    torch.manual_seed(settings["seed"] * 1000 + rank)
+    torch.manual_seed(settings.seed * 1000 + rank)
     device = get_device()
-    net = ConditionalLSGAN(**model_config(settings))
+    net = ConditionalLSGAN(**settings.model_config())
     G_net, D_net = net.generator.to(device), net.discriminator.to(device)
-    ema = copy.deepcopy(G_net).eval().requires_grad_(False) if settings["ema_decay"] > 0 else None
-    betas = (settings["beta1"], settings["beta2"])
-    opt_g = torch.optim.Adam(G_net.parameters(), lr=settings["lr"], betas=betas)
-    opt_d = torch.optim.Adam(D_net.parameters(), lr=settings["lr"], betas=betas)
+    ema = copy.deepcopy(G_net).eval().requires_grad_(False) if settings.ema_decay > 0 else None
+    betas = (settings.beta1, settings.beta2)
+    opt_g = torch.optim.Adam(G_net.parameters(), lr=settings.lr, betas=betas)
+    opt_d = torch.optim.Adam(D_net.parameters(), lr=settings.lr, betas=betas)
     start = 0
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as directory:
-            state = _load_state(directory)
+    state = resumed_state()
+    if state:
         G_net.load_state_dict(state["generator"])
         D_net.load_state_dict(state["discriminator"])
         opt_g.load_state_dict(state["opt_g"])
@@ -163,12 +169,12 @@ def train_loop(config: dict[str, Any]) -> None:
     ddp = {"forward_sync_buffers": False}
     G = prepare_model(G_net, parallel_strategy_kwargs=ddp)
     D = prepare_model(D_net, parallel_strategy_kwargs=ddp)
-    num_cats, z_dim, batch_size = len(settings["categories"]), settings["z_dim"], settings["batch_size"]
-    sample_z = torch.randn(settings["sample_columns"], z_dim, generator=torch.Generator().manual_seed(settings["seed"]))
+    num_cats, z_dim, batch_size = len(settings.categories), settings.z_dim, settings.batch_size
+    sample_z = torch.randn(settings.sample_columns, z_dim, generator=torch.Generator().manual_seed(settings.seed))
     shard = ray.train.get_dataset_shard("train")
-    for epoch in range(start, settings["epochs"]):
+    for epoch in range(start, settings.epochs):
         if rank == 0:
-            _inject_failure(settings, output_uri, epoch)
+            faults.fail_once_at_epoch(config["faults"], "gan.epoch", epoch, output_uri)
         G.train()
         D.train()
         began = time.perf_counter()
@@ -176,7 +182,7 @@ def train_loop(config: dict[str, Any]) -> None:
         steps = 0
         for batch in shard.iter_torch_batches(batch_size=batch_size, drop_last=True, device=device,
                                               local_shuffle_buffer_size=max(8 * batch_size, 2048),
-                                              local_shuffle_seed=settings["seed"] * 1000 + epoch * 10 + rank):
+                                              local_shuffle_seed=settings.seed * 1000 + epoch * 10 + rank):
             x = batch["image"].permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
             y = one_hot(batch["category"], num_cats)
             z = torch.randn(x.shape[0], z_dim, device=device)
@@ -190,7 +196,7 @@ def train_loop(config: dict[str, Any]) -> None:
             g_loss.backward()
             opt_g.step()
             if ema is not None:
-                ema_update(ema, G_net, settings["ema_decay"])
+                ema_update(ema, G_net, settings.ema_decay)
             totals += torch.tensor([x.shape[0], d_loss.item(), g_loss.item()], dtype=torch.float64)
             steps += 1
         steps_all = torch.tensor([float(steps)], dtype=torch.float64)
@@ -201,67 +207,50 @@ def train_loop(config: dict[str, Any]) -> None:
         metrics = {"epoch": epoch, "start_epoch": start, "d_loss": float(totals[1] / max(steps_all.item(), 1)),
                    "g_loss": float(totals[2] / max(steps_all.item(), 1)), "images": int(totals[0]),
                    "images_per_s": float(totals[0] / max(seconds, 1e-9)), "seconds": seconds}
-        with tempfile.TemporaryDirectory() as directory:
-            report_checkpoint = None
-            if rank == 0:
-                _save_state(directory, epoch, G_net, D_net, opt_g, opt_d, ema)
-                sampler = ConditionalLSGAN.from_networks(model_config(settings), ema if ema is not None else G_net,
-                                                         D_net)
-                grid_uri = storage.join(output_uri, "samples", f"epoch_{epoch:03d}.png")
-                storage.write_bytes(grid_uri, encode_png(sample_grid(sampler, sample_z)))
-                metrics["samples_uri"] = grid_uri
-                print(f"[gan] epoch {epoch + 1}/{settings['epochs']} d_loss={metrics['d_loss']:.4f} "
-                      f"g_loss={metrics['g_loss']:.4f} images/s={metrics['images_per_s']:.0f} "
-                      f"({seconds:.0f}s, {world} worker(s)) samples={grid_uri}", flush=True)
-                report_checkpoint = ray.train.Checkpoint.from_directory(directory)
-            ray.train.report(metrics, checkpoint=report_checkpoint)
+        if rank == 0:
+            sampler = ConditionalLSGAN.from_networks(settings.model_config(), ema if ema is not None else G_net, D_net)
+            grid_uri = storage.join(output_uri, "samples", f"epoch_{epoch:03d}.png")
+            storage.write_bytes(grid_uri, encode_png(sample_grid(sampler, sample_z)))
+            metrics["samples_uri"] = grid_uri
+            print(f"[gan] epoch {epoch + 1}/{settings.epochs} d_loss={metrics['d_loss']:.4f} "
+                  f"g_loss={metrics['g_loss']:.4f} images/s={metrics['images_per_s']:.0f} "
+                  f"({seconds:.0f}s, {world} worker(s)) samples={grid_uri}", flush=True)
+        save_and_report(metrics, rank, lambda: {
+            "epoch": epoch, "generator": G_net.state_dict(), "discriminator": D_net.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+            "ema": ema.state_dict() if ema is not None else {}})
 
 
-def _run_config(cfg: Config, run_name: str):
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig
-
-    storage_uri = cfg.train.storage_path
-    kwargs: dict[str, Any] = {}
-    if storage.is_s3(storage_uri):
-        kwargs["storage_filesystem"], storage_uri = storage.filesystem(storage_uri)
-    else:
-        storage_uri = storage.filesystem(storage_uri)[1]
-    return RunConfig(name=run_name, storage_path=storage_uri,
-                     checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.num_to_keep),
-                     failure_config=FailureConfig(max_failures=cfg.train.max_failures), **kwargs)
-
-
-def train_gan(cfg: Config, catalogue_uri: str | None = None) -> GanTrainResult:
-    """Train (or resume) the GAN on a catalogue through Ray Train; write the generator to `gan.model_uri`."""
+def train_gan(cfg: Config, catalogue_uri: str | None = None, ray_address: str | None = None) -> GanTrainResult:
+    """Train (or resume) the GAN on a catalogue through Ray Train (started or joined here, after the catalogue is
+    checked); write the generator to `LakePaths.generator_model`."""
     from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
 
     catalogue_uri = catalogue_uri or cfg.data.catalogue_uri
     settings = resolve_settings(cfg.gan, read_meta(catalogue_uri))
+    ensure_ray(ray_address)
     run_name = cfg.train.run_name or default_run_name(catalogue_uri, settings)
-    output_uri = storage.join(cfg.lake_uri, "gan", run_name)
+    paths = LakePaths.of(cfg)
+    output_uri = paths.training_run("gan", run_name)
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={"settings": settings, "output_uri": output_uri},
+        train_loop_config={"settings": settings.to_dict(), "output_uri": output_uri, "faults": faults.planned()},
         datasets={"train": catalogue_dataset(catalogue_uri, settings)},
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu),
-        run_config=_run_config(cfg, run_name),
+        run_config=run_config(cfg.train, run_name),
     )
     result = trainer.fit()
-    if result.checkpoint is None:
-        raise GanConfigError(f"GAN run {run_name!r} under {cfg.train.storage_path!r} finished without a checkpoint: "
-                             "set gan.epochs >= 1, or train.run_name to start a fresh run")
-    with result.checkpoint.as_directory() as directory:
-        state = _load_state(directory)
-    model = ConditionalLSGAN(**model_config(settings))
-    use_ema = settings["ema_decay"] > 0 and bool(state["ema"])
+    state = final_state(result, f"GAN run {run_name!r} under {cfg.train.storage_path!r}", "gan.epochs")
+    model = ConditionalLSGAN(**settings.model_config())
+    use_ema = settings.ema_decay > 0 and bool(state["ema"])
     model.generator.load_state_dict(state["ema"] if use_ema else state["generator"])
     model.discriminator.load_state_dict(state["discriminator"])
     model.eval()
-    model_uri = generator_model_uri(cfg)
+    model_uri = paths.generator_model()
     payload = model.checkpoint_payload()
     payload["meta"] = {"run_name": run_name, "epochs_trained": state["epoch"] + 1, "catalogue_uri": catalogue_uri,
-                       "ema": use_ema, "settings": settings}
+                       "ema": use_ema, "settings": settings.to_dict()}
     version = save_checkpoint(model_uri, payload)
     metrics = dict(result.metrics or {})
     samples_uri = metrics.get("samples_uri") or storage.join(output_uri, "samples", f"epoch_{state['epoch']:03d}.png")

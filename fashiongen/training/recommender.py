@@ -1,8 +1,10 @@
-"""Train a recommender on a catalogue: DVBPR through Ray Train, the baselines in-process, one entry point.
+"""Train a recommender on a catalogue: distributed models (DVBPR) through Ray Train, the others in-process.
 
     result = train_recommender(cfg)     # -> RecommenderTrainResult(model_uri, model_version, run_name, history, ...)
 
-DVBPR (recommender.model=dvbpr) runs as a TorchTrainer with train.num_workers workers (DDP via prepare_model):
+A model whose class says `distributed = True` (DVBPR) runs as a TorchTrainer with train.num_workers workers (DDP
+via prepare_model), through the contract's distributed hooks (`build_for`, `network`, `train_batch`,
+`index_catalogue`):
 - Data: a Ray Dataset of `epoch_size` ids (one per training interaction, the official epoch length), mapped to
   BPR triples (u, i, j) by `sample_triple_batch` (fashiongen.models.bpr). The dataset is not materialised, so
   each epoch re-executes the map and draws fresh triples (fresh entropy, like the official unseeded sampler);
@@ -11,21 +13,19 @@ DVBPR (recommender.model=dvbpr) runs as a TorchTrainer with train.num_workers wo
 - Loss: the official batch sum. DDP averages gradients over W workers, so each worker's per-sample terms are
   scaled by W: one step follows the gradient of the sum over the global batch (W x batch_size triples) plus the
   CNN weight decay once, i.e. per-sample sum semantics are kept (not divided by W).
-- Each epoch: rank 0 reports a checkpoint (model, Adam state, epoch, metric history) to train.storage_path
+- Each epoch: rank 0 reports a checkpoint (network, Adam state, epoch, metric history) to train.storage_path
   under a stable run name, and a sampled-100 validation AUC on recommender.eval_users users; every rank reports
   (the loss is all-reduced). A rerun with the same name resumes; a worker failure is retried from the last
-  checkpoint up to train.max_failures times. recommender.fail_at_epoch injects one failure (tests).
+  checkpoint up to train.max_failures times. FASHIONGEN_FAULTS=recommender.epoch=N injects one failure (tests).
 - At the end the driver computes Φ of every item and writes the model in the contract format.
 
-Baselines (poprank, bprmf, vbpr) fit in-process with a per-epoch log line; no Ray needed.
-The model goes to recommender.model_uri, default <lake_uri>/models/recommender/<model>.pt.
+The others (poprank, categorypop, bprmf, vbpr) fit in-process with a per-epoch log line; no Ray needed.
+The model goes to `LakePaths.recommender_model` (recommender.model_uri, default <lake>/models/recommender/<model>.pt).
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,16 +33,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from fashiongen import storage
-from fashiongen.config import Config, RecommenderConfig, from_dict, recommender_model_uri, to_dict
+from fashiongen import faults
+from fashiongen.config import Config, RecommenderConfig, from_dict, to_dict
 from fashiongen.data.contract import Catalogue, load_catalogue, read_meta
-from fashiongen.errors import FashiongenError
 from fashiongen.evaluation.auc import held_out, sampled_auc
+from fashiongen.lake.paths import LakePaths
 from fashiongen.models.bpr import TrainSet, sample_triples
+from fashiongen.models.contract import recommender_class
+from fashiongen.runtime import ensure_ray
+from fashiongen.training.ray_train import final_state, resumed_state, run_config, save_and_report
 
 log = logging.getLogger(__name__)
-MODELS = ("dvbpr", "vbpr", "bprmf", "poprank")
-STATE_FILE = "dvbpr_state.pt"
 
 
 @dataclass
@@ -84,98 +85,6 @@ def sample_triple_batch(batch: dict[str, np.ndarray], train: TrainSet) -> dict[s
     return {"user": users, "pos": pos, "neg": neg}
 
 
-def _inject_failure(fail_at_epoch: int, output_uri: str, epoch: int) -> None:
-    """Test hook: raise once at the configured epoch; a marker under the run's output makes it once only."""
-    if fail_at_epoch != epoch:
-        return
-    marker = storage.join(output_uri, f"_injected_failure_epoch_{epoch}")
-    if storage.exists(marker):
-        return
-    storage.write_bytes(marker, b"")
-    raise RuntimeError(f"injected failure at epoch {epoch} (recommender.fail_at_epoch)")
-
-
-def _load_state(directory: str) -> dict[str, Any]:
-    return torch.load(os.path.join(directory, STATE_FILE), map_location="cpu", weights_only=True)
-
-
-def train_loop(config: dict[str, Any]) -> None:
-    """Ray Train worker: DVBPR epochs over this worker's shard of triples; a report (and on rank 0 a checkpoint)
-    per epoch."""
-    import ray.train
-    import torch.distributed as dist
-    from ray.train.torch import get_device, prepare_model
-
-    from fashiongen.models.dvbpr import DVBPR, train_step
-
-    rec: RecommenderConfig = from_dict(RecommenderConfig, config["recommender"])
-    output_uri, catalogue_uri = config["output_uri"], config["catalogue_uri"]
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
-    torch.manual_seed(rec.seed)  # same init on every rank (DDP also broadcasts rank 0's)
-    device = get_device()
-    catalogue = load_catalogue(catalogue_uri)
-    model = DVBPR.for_catalogue(catalogue, rec).to(device)
-    net = model.net
-    optimizer = torch.optim.Adam(net.parameters(), lr=rec.lr)
-    start, history = 0, []
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as directory:
-            state = _load_state(directory)
-        net.load_state_dict(state["net"])
-        optimizer.load_state_dict(state["optimizer"])
-        start, history = state["epoch"] + 1, list(state["history"])
-    ddp_net = prepare_model(net, move_to_device=False)
-    eval_users = eval_user_sample(catalogue.num_users, rec.eval_users, rec.seed)
-    shard = ray.train.get_dataset_shard("train")
-    for epoch in range(start, rec.epochs):
-        if rank == 0:
-            _inject_failure(rec.fail_at_epoch, output_uri, epoch)
-        began = time.perf_counter()
-        net.train()
-        totals = torch.zeros(2, dtype=torch.float64)  # objective sum, triples
-        for batch in shard.iter_torch_batches(batch_size=rec.batch_size, device="cpu"):
-            totals[0] += train_step(ddp_net, optimizer, catalogue.images, batch["user"].numpy(), batch["pos"].numpy(),
-                                    batch["neg"].numpy(), rec, device, data_scale=float(world), module=net)
-            totals[1] += len(batch["user"])
-        if world > 1 and dist.is_initialized():
-            dist.all_reduce(totals)
-        seconds = time.perf_counter() - began
-        metrics: dict[str, Any] = {"epoch": epoch, "start_epoch": start, "loss": float(totals[0] / max(totals[1], 1)),
-                                   "triples": int(totals[1]), "seconds": seconds,
-                                   "triples_per_s": float(totals[1] / max(seconds, 1e-9)), "workers": world}
-        with tempfile.TemporaryDirectory() as directory:
-            report_checkpoint = None
-            if rank == 0:
-                net.eval()
-                model.index_catalogue(catalogue.images)
-                metrics["val_auc_sampled"] = validation_auc(model.score, catalogue, eval_users, rec.seed)
-                history.append(metrics)
-                torch.save({"epoch": epoch, "net": {k: v.cpu() for k, v in net.state_dict().items()},
-                            "optimizer": optimizer.state_dict(), "history": history},
-                           os.path.join(directory, STATE_FILE))
-                print(f"[recommender] dvbpr epoch {epoch + 1}/{rec.epochs} loss={metrics['loss']:.4f} "
-                      f"val_auc_sampled={metrics['val_auc_sampled']:.4f} triples/s={metrics['triples_per_s']:.0f} "
-                      f"({seconds:.1f}s, {world} worker(s))", flush=True)
-                report_checkpoint = ray.train.Checkpoint.from_directory(directory)
-            ray.train.report(metrics, checkpoint=report_checkpoint)
-
-
-def _run_config(cfg: Config, run_name: str):
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig
-
-    storage_uri = cfg.train.storage_path
-    kwargs: dict[str, Any] = {}
-    if storage.is_s3(storage_uri):
-        kwargs["storage_filesystem"], storage_uri = storage.filesystem(storage_uri)
-    else:
-        storage_uri = storage.filesystem(storage_uri)[1]
-    return RunConfig(name=run_name, storage_path=storage_uri,
-                     checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.num_to_keep),
-                     failure_config=FailureConfig(max_failures=cfg.train.max_failures), **kwargs)
-
-
 def triples_dataset(catalogue: Catalogue):
     """Ray Dataset of one (user, pos, neg) triple per training interaction, resampled each time it is executed."""
     import ray.data
@@ -187,79 +96,129 @@ def triples_dataset(catalogue: Catalogue):
         fn_kwargs={"train": train})
 
 
-def _train_dvbpr(cfg: Config, catalogue_uri: str, catalogue: Catalogue) -> RecommenderTrainResult:
+def train_loop(config: dict[str, Any]) -> None:
+    """Ray Train worker: epochs over this worker's shard of triples through the model's distributed hooks; a
+    report (and on rank 0 a checkpoint) per epoch."""
+    import ray.train
+    import torch.distributed as dist
+    from ray.train.torch import get_device, prepare_model
+
+    rec: RecommenderConfig = from_dict(RecommenderConfig, config["recommender"])
+    output_uri, catalogue_uri = config["output_uri"], config["catalogue_uri"]
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.manual_seed(rec.seed)  # same init on every rank (DDP also broadcasts rank 0's)
+    device = get_device()
+    catalogue = load_catalogue(catalogue_uri)
+    model = recommender_class(rec.model).from_config(rec)
+    model.build_for(catalogue)
+    model.to(device)
+    net = model.network()
+    optimizer = torch.optim.Adam(net.parameters(), lr=rec.lr)
+    start, history = 0, []
+    state = resumed_state()
+    if state:
+        net.load_state_dict(state["net"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, history = state["epoch"] + 1, list(state["history"])
+    ddp_net = prepare_model(net, move_to_device=False)
+    eval_users = eval_user_sample(catalogue.num_users, rec.eval_users, rec.seed)
+    shard = ray.train.get_dataset_shard("train")
+    for epoch in range(start, rec.epochs):
+        if rank == 0:
+            faults.fail_once_at_epoch(config["faults"], "recommender.epoch", epoch, output_uri)
+        began = time.perf_counter()
+        net.train()
+        totals = torch.zeros(2, dtype=torch.float64)  # objective sum, triples
+        for batch in shard.iter_torch_batches(batch_size=rec.batch_size, device="cpu"):
+            totals[0] += model.train_batch(ddp_net, optimizer, catalogue.images, batch["user"].numpy(),
+                                           batch["pos"].numpy(), batch["neg"].numpy(), data_scale=float(world))
+            totals[1] += len(batch["user"])
+        if world > 1 and dist.is_initialized():
+            dist.all_reduce(totals)
+        seconds = time.perf_counter() - began
+        metrics: dict[str, Any] = {"epoch": epoch, "start_epoch": start, "loss": float(totals[0] / max(totals[1], 1)),
+                                   "triples": int(totals[1]), "seconds": seconds,
+                                   "triples_per_s": float(totals[1] / max(seconds, 1e-9)), "workers": world}
+        if rank == 0:
+            net.eval()
+            model.index_catalogue(catalogue.images)
+            metrics["val_auc_sampled"] = validation_auc(model.score, catalogue, eval_users, rec.seed)
+            history.append(metrics)
+            print(f"[recommender] {rec.model} epoch {epoch + 1}/{rec.epochs} loss={metrics['loss']:.4f} "
+                  f"val_auc_sampled={metrics['val_auc_sampled']:.4f} triples/s={metrics['triples_per_s']:.0f} "
+                  f"({seconds:.1f}s, {world} worker(s))", flush=True)
+        save_and_report(metrics, rank, lambda: {
+            "epoch": epoch, "net": {k: v.cpu() for k, v in net.state_dict().items()},
+            "optimizer": optimizer.state_dict(), "history": history})
+
+
+def _train_distributed(cfg: Config, catalogue_uri: str, catalogue: Catalogue) -> RecommenderTrainResult:
     from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from fashiongen.models.dvbpr import DVBPR
-
     rec = cfg.recommender
     run_name = cfg.train.run_name or default_run_name(catalogue_uri, rec, catalogue.meta["image"])
-    output_uri = storage.join(cfg.lake_uri, "recommender", run_name)
-    log.info("training dvbpr (%s, K=%d) on %s as run %s with %d worker(s)", rec.arch, rec.k, catalogue_uri, run_name,
-             cfg.train.num_workers)
+    output_uri = LakePaths.of(cfg).training_run("recommender", run_name)
+    log.info("training %s (%s, K=%d) on %s as run %s with %d worker(s)", rec.model, rec.arch, rec.k, catalogue_uri,
+             run_name, cfg.train.num_workers)
     began = time.perf_counter()
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={"recommender": to_dict(rec), "catalogue_uri": catalogue_uri, "output_uri": output_uri},
+        train_loop_config={"recommender": to_dict(rec), "catalogue_uri": catalogue_uri, "output_uri": output_uri,
+                           "faults": faults.planned()},
         datasets={"train": triples_dataset(catalogue)},
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu),
-        run_config=_run_config(cfg, run_name),
+        run_config=run_config(cfg.train, run_name),
     )
     result = trainer.fit()
     seconds = time.perf_counter() - began
-    if result.checkpoint is None:
-        raise FashiongenError(f"recommender run {run_name!r} finished without a checkpoint; see the Ray logs")
-    with result.checkpoint.as_directory() as directory:
-        state = _load_state(directory)
-    model = DVBPR.for_catalogue(catalogue, rec)
-    model.net.load_state_dict(state["net"])
-    model.net.eval()
+    state = final_state(result, f"recommender run {run_name!r}", "recommender.epochs")
+    model = recommender_class(rec.model).from_config(rec)
+    model.build_for(catalogue)
+    model.network().load_state_dict(state["net"])
+    model.network().eval()
     model.index_catalogue(catalogue.images)
     model.meta = {"run_name": run_name, "epochs_trained": state["epoch"] + 1, "catalogue_uri": catalogue_uri,
                   "recommender": to_dict(rec)}
-    model_uri = recommender_model_uri(cfg)
+    model_uri = LakePaths.of(cfg).recommender_model(rec.model)
     version = model.save(model_uri)
-    return RecommenderTrainResult(model_uri=model_uri, model_version=version, kind="dvbpr", run_name=run_name,
+    return RecommenderTrainResult(model_uri=model_uri, model_version=version, kind=rec.model, run_name=run_name,
                                   run_path=str(result.path), epochs=state["epoch"] + 1, history=state["history"],
                                   train_seconds=seconds)
 
 
-def _train_baseline(cfg: Config, catalogue_uri: str, catalogue: Catalogue) -> RecommenderTrainResult:
-    from fashiongen.models.baselines import build_baseline
-
+def _train_in_process(cfg: Config, catalogue_uri: str, catalogue: Catalogue) -> RecommenderTrainResult:
     rec = cfg.recommender
-    model = build_baseline(rec.model, catalogue, rec)
+    model = recommender_class(rec.model).from_config(rec)
     eval_users = eval_user_sample(catalogue.num_users, rec.eval_users, rec.seed)
-    total = rec.baseline_epochs if rec.model != "poprank" else 1
 
     def on_epoch(metrics: dict) -> None:
         metrics["val_auc_sampled"] = validation_auc(model.score, catalogue, eval_users, rec.seed)
-        print(f"[recommender] {rec.model} epoch {metrics['epoch'] + 1}/{total} loss={metrics['loss']:.4f} "
+        print(f"[recommender] {rec.model} epoch {metrics['epoch'] + 1} loss={metrics['loss']:.4f} "
               f"val_auc_sampled={metrics['val_auc_sampled']:.4f} ({metrics['seconds']:.1f}s)", flush=True)
 
     began = time.perf_counter()
-    history = model.fit(catalogue, cfg, on_epoch)
+    history = model.fit(catalogue, on_epoch)
     seconds = time.perf_counter() - began
     model.meta.update({"epochs_trained": len(history), "catalogue_uri": catalogue_uri, "recommender": to_dict(rec)})
-    model_uri = recommender_model_uri(cfg)
+    model_uri = LakePaths.of(cfg).recommender_model(rec.model)
     version = model.save(model_uri)
     return RecommenderTrainResult(model_uri=model_uri, model_version=version, kind=rec.model, run_name="",
                                   run_path="", epochs=len(history), history=history, train_seconds=seconds)
 
 
-def train_recommender(cfg: Config, catalogue_uri: str | None = None,
-                      catalogue: Catalogue | None = None) -> RecommenderTrainResult:
+def train_recommender(cfg: Config, catalogue_uri: str | None = None, catalogue: Catalogue | None = None,
+                      ray_address: str | None = None) -> RecommenderTrainResult:
     """Train cfg.recommender.model on the catalogue and write it to the model URI (see the module docstring).
-    `catalogue` may be passed when already loaded (with images) to skip reading it again in the driver."""
-    if cfg.recommender.model not in MODELS:
-        raise FashiongenError(f"recommender.model={cfg.recommender.model!r} is not a recommender: use one of "
-                              f"{list(MODELS)}")
+    `catalogue` may be passed when already loaded (with images) to skip reading it again in the driver.
+    Distributed models start (or join) Ray here, after the inputs are checked; in-process ones never touch it."""
+    cls = recommender_class(cfg.recommender.model)
     catalogue_uri = catalogue_uri or cfg.data.catalogue_uri
     read_meta(catalogue_uri)  # a clear error when there is no catalogue
-    needs_images = cfg.recommender.model in ("dvbpr", "vbpr")
-    if catalogue is None or (needs_images and len(catalogue.images) == 0):
-        catalogue = load_catalogue(catalogue_uri, with_images=needs_images)
-    if cfg.recommender.model == "dvbpr":
-        return _train_dvbpr(cfg, catalogue_uri, catalogue)
-    return _train_baseline(cfg, catalogue_uri, catalogue)
+    if catalogue is None or (cls.needs_images and len(catalogue.images) == 0):
+        catalogue = load_catalogue(catalogue_uri, with_images=cls.needs_images)
+    if cls.distributed:
+        ensure_ray(ray_address)
+        return _train_distributed(cfg, catalogue_uri, catalogue)
+    return _train_in_process(cfg, catalogue_uri, catalogue)

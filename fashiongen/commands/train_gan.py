@@ -3,22 +3,18 @@ from __future__ import annotations
 
 import argparse
 
+from fashiongen.config import Config
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalogue", default=None, help="catalogue URI (default: data.catalogue_uri)")
-    parser.add_argument("--ray-address", default=None, help="Ray cluster address (default: start or join a local Ray)")
+    parser.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
 
 
-def run(cfg, args) -> int:
-    import ray
-
-    from fashiongen.data.contract import read_meta
+def run(cfg: Config, args: argparse.Namespace) -> int:
     from fashiongen.training.gan import train_gan
 
-    read_meta(args.catalogue or cfg.data.catalogue_uri)  # no catalogue: say so before starting Ray
-    if not ray.is_initialized():
-        ray.init(address=args.ray_address, include_dashboard=False)
-    result = train_gan(cfg, args.catalogue)
+    result = train_gan(cfg, args.catalogue, ray_address=args.ray_address)
     m = result.metrics
     print(f"run: {result.run_name} ({result.run_path})")
     print(f"epochs trained: {result.epochs} (this run started at epoch {m.get('start_epoch', 0) + 1})")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fashiongen.config import Config
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
@@ -14,18 +16,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="leave each user's training items out of their top-k (default: rank every real item)")
 
 
-def run(cfg, args) -> int:
-    from fashiongen import storage
-    from fashiongen.config import recommender_model_uri
+def run(cfg: Config, args: argparse.Namespace) -> int:
     from fashiongen.data.contract import load_catalogue, read_meta
+    from fashiongen.lake.paths import LakePaths
     from fashiongen.models.contract import load_recommender
     from fashiongen.models.export import export_recommender
 
+    paths = LakePaths.of(cfg)
     catalogue_uri = args.catalogue or cfg.data.catalogue_uri
     read_meta(catalogue_uri)  # no catalogue: `fashiongen prepare` comes before any model
-    model = load_recommender(args.model or recommender_model_uri(cfg))
+    model = load_recommender(args.model or paths.recommender_model(cfg.recommender.model))
     catalogue = load_catalogue(catalogue_uri, with_images=False)
-    out = args.out or storage.join(cfg.lake_uri, "export", "recommender", model.model_version)
+    out = args.out or paths.export(model.model_version)
     uris = export_recommender(model, catalogue, out, cfg.recommender.top_k, args.exclude_train)
     print(f"exported {model.kind} (model_version {model.model_version}): {catalogue.num_users} users, "
           f"{catalogue.num_items} items, top-{cfg.recommender.top_k} per category")

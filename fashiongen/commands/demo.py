@@ -17,7 +17,7 @@ import importlib
 import time
 
 from fashiongen import storage
-from fashiongen.config import Config, recommender_model_uri
+from fashiongen.config import Config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,10 +30,10 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     import torch
 
     from fashiongen.cli import build_parser
-    from fashiongen.evaluation.evaluate_command import results_uri
     from fashiongen.evaluation.recommender_eval import markdown_table
     from fashiongen.generation.job import run_generation
     from fashiongen.lake import layout, reader
+    from fashiongen.lake.paths import LakePaths
     from fashiongen.runtime import ensure_ray
 
     began = time.perf_counter()
@@ -42,6 +42,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     if torch.cuda.is_available():
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, use_gpu=True))
     cfg = dataclasses.replace(cfg, run_date=layout.validate_run_date(cfg.run_date or layout.today_utc()))
+    paths = LakePaths.of(cfg)
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
     steps = 7 + len(baselines)
     step = 0
@@ -61,7 +62,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         call(f"baseline {name}", "train-recommender", _with_model(cfg, name))
     call("DVBPR", "train-recommender", cfg)
     model_flags = [f for name in [*baselines, cfg.recommender.model]
-                   for f in ("--model", recommender_model_uri(_with_model(cfg, name)))]
+                   for f in ("--model", paths.recommender_model(name))]
     call("evaluation", "evaluate", cfg, *model_flags)
     call("export", "export", cfg)
     call("GAN", "train-gan", cfg)
@@ -81,10 +82,10 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     for user in sorted(set(designed.to_pylist()))[:args.sheets]:
         parsed = parser.parse_args(["lake", "sheet", "--user", user, "--run-date", cfg.run_date])
         importlib.import_module(parsed._module).run(cfg, parsed)
-        sheets.append((user, layout.sheet_uri(cfg.lake_uri, cfg.run_date, user)))
+        sheets.append((user, paths.sheet(cfg.run_date, user)))
     timings["contact sheets"] = time.perf_counter() - t0
 
-    evaluation = results_uri(cfg.lake_uri, "test")
+    evaluation = paths.evaluation("test")
     results = storage.read_table(storage.join(evaluation, "results.parquet"))
     print("\n" + "=" * 100 + "\nfashiongen demo: done in "
           f"{time.perf_counter() - began:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})\n")
@@ -93,11 +94,11 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     print("\n## Designs\n")
     print(summary.to_markdown())
     print("\n## Where things are\n")
-    print(f"- designs (Parquet, Hive-partitioned): {layout.run_uri(cfg.lake_uri, cfg.run_date)}")
+    print(f"- designs (Parquet, Hive-partitioned): {paths.run(cfg.run_date)}")
     print("- query them: `fashiongen lake runs`, `fashiongen lake show --user <id>`; see the README's 'Reading the lake'")
     for user, out in sheets:
         print(f"- contact sheet of {user}: {out}")
-    print(f"- models: {storage.join(cfg.lake_uri, 'models')}; evaluation: {evaluation}")
+    print(f"- models: {paths.recommender_models()}, {paths.generator_model()}; evaluation: {evaluation}")
     return 0
 
 

@@ -3,23 +3,18 @@ from __future__ import annotations
 
 import argparse
 
+from fashiongen.config import Config
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalogue", default=None, help="catalogue URI (default: data.catalogue_uri)")
     parser.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
 
 
-def run(cfg, args) -> int:
-    from fashiongen.data.contract import read_meta
+def run(cfg: Config, args: argparse.Namespace) -> int:
     from fashiongen.training.recommender import train_recommender
 
-    read_meta(args.catalogue or cfg.data.catalogue_uri)  # no catalogue: say so before starting Ray
-    if cfg.recommender.model == "dvbpr":
-        import ray
-
-        if not ray.is_initialized():
-            ray.init(address=args.ray_address, include_dashboard=False)
-    result = train_recommender(cfg, args.catalogue)
+    result = train_recommender(cfg, args.catalogue, ray_address=args.ray_address)
     last = result.history[-1] if result.history else {}
     if result.run_name:
         print(f"run: {result.run_name} ({result.run_path})")

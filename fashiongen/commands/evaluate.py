@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fashiongen.config import Config
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", action="append", default=None, metavar="URI",
@@ -14,15 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: <lake>/evaluation/recommender/<split>)")
 
 
-def results_uri(lake_uri: str, split: str) -> str:
-    """Where `fashiongen evaluate` writes by default (results.parquet, results.json, per_user.parquet)."""
+def run(cfg: Config, args: argparse.Namespace) -> int:
     from fashiongen import storage
-
-    return storage.join(lake_uri, "evaluation", "recommender", split)
-
-
-def run(cfg, args) -> int:
-    from fashiongen import storage
+    from fashiongen.lake.paths import LakePaths
     from fashiongen.data.contract import load_catalogue, read_meta
     from fashiongen.evaluation.recommender_eval import (evaluate_recommender, markdown_table, oracle_row,
                                                         write_results)
@@ -31,7 +27,8 @@ def run(cfg, args) -> int:
 
     catalogue_uri = args.catalogue or cfg.data.catalogue_uri
     read_meta(catalogue_uri)  # no catalogue: `fashiongen prepare` comes before any model
-    models_dir = storage.join(cfg.lake_uri, "models", "recommender")
+    paths = LakePaths.of(cfg)
+    models_dir = paths.recommender_models()
     uris = args.model or [storage.join(models_dir, name) for name in storage.list_dir(models_dir) if name.endswith(".pt")]
     if not uris:
         raise FashiongenError(f"no recommender checkpoints under {models_dir}: run `fashiongen train-recommender` "
@@ -49,7 +46,7 @@ def run(cfg, args) -> int:
     if oracle is not None:
         rows.append({**oracle[0], "model_uri": ""})
         per_user["oracle"] = oracle[1]
-    out = args.out or results_uri(cfg.lake_uri, args.split)
+    out = args.out or paths.evaluation(args.split)
     write_results(rows, per_user, out)
     print(markdown_table(rows))
     print(f"\nwritten to {out} (results.parquet, results.json, per_user.parquet)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from fashiongen.config import Config
 from fashiongen.errors import FashiongenError
 
 
@@ -56,7 +57,7 @@ def _show(lake_uri: str, user: str | None, run_date: str | None) -> int:
     return 0
 
 
-def _sheet(cfg, user: str | None, run_date: str | None, out: str | None) -> int:
+def _sheet(cfg: Config, user: str | None, run_date: str | None, out: str | None) -> int:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -64,7 +65,7 @@ def _sheet(cfg, user: str | None, run_date: str | None, out: str | None) -> int:
     from fashiongen import storage
     from fashiongen.data.images import decode_image
     from fashiongen.generation.pictures import SheetRow, contact_sheet, save_png
-    from fashiongen.lake.layout import sheet_uri
+    from fashiongen.lake.paths import LakePaths
 
     rows = _user_rows(cfg.lake_uri, user, run_date)
     wanted = sorted({i for ids in rows.column("dataset_top_item_ids").to_pylist() for i in ids})
@@ -88,13 +89,13 @@ def _sheet(cfg, user: str | None, run_date: str | None, out: str | None) -> int:
             generated_truth=None if part[0]["oracle_score"] is None
             else np.asarray([r["oracle_score"] for r in part], np.float32)))
     date = rows.column("run_date")[0].as_py()
-    out = out or sheet_uri(cfg.lake_uri, date, str(user))
+    out = out or LakePaths.of(cfg).sheet(date, str(user))
     save_png(contact_sheet(f"user {user} - run {date}: top real items | top designs", sheet_rows), out)
     print(f"contact sheet: {out}")
     return 0
 
 
-def run(cfg, args: argparse.Namespace) -> int:
+def run(cfg: Config, args: argparse.Namespace) -> int:
     if args.action == "runs":
         return _runs(cfg.lake_uri)
     if args.action == "show":

@@ -1,6 +1,6 @@
 """`fashiongen design --user USER_ID`: design for one user and write the pictures.
 
-Loads the catalogue (data.catalogue_uri), the recommender and generator checkpoints (`design_model_uris`: the
+Loads the catalogue (data.catalogue_uri), the recommender and generator checkpoints (`LakePaths.design_models`: the
 trained ones unless generation.recommender_uri / generator_uri say otherwise) and, for a simulated catalogue, its
 ground truth. The pair ids and run date seed the latents exactly as the nightly job does, so the pictures show the
 designs the lake holds for that date. Writes under generation.pictures_uri (default <lake>/pictures)/user=<key>/
@@ -46,16 +46,17 @@ def _categories(wanted: str, known: list[str]) -> list[str]:
 
 def run(cfg: Config, args: argparse.Namespace) -> int:
     from fashiongen.data.contract import load_catalogue
-    from fashiongen.config import design_model_uris
     from fashiongen.generation.engine import PreferenceEngine, category_mapping
     from fashiongen.generation.invert import invert_images, redesign_items
     from fashiongen.generation.pictures import SheetRow, contact_sheet, save_png, trajectory_strip
     from fashiongen.lake.layout import id_key, make_pair_id, today_utc, validate_run_date
+    from fashiongen.lake.paths import LakePaths
     from fashiongen.models.contract import load_generator, load_recommender
 
     catalogue = load_catalogue(cfg.data.catalogue_uri)
-    g = cfg.generation
-    rec_uri, gen_uri = design_model_uris(cfg)
+    g = cfg.design
+    paths = LakePaths.of(cfg)
+    rec_uri, gen_uri = paths.design_models(cfg.recommender.model)
     recommender, generator = load_recommender(rec_uri), load_generator(gen_uri)
     oracle = None
     if catalogue.simulated:
@@ -70,7 +71,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     run_date = validate_run_date(cfg.run_date or today_utc())
     result = engine.optimise([make_pair_id(args.user, c) for c in names], np.full(len(names), user), cat_idx, run_date,
                              trajectory=True)
-    out_dir = storage.join(g.pictures_uri or storage.join(cfg.lake_uri, "pictures"), f"user={id_key('user', args.user)}")
+    out_dir = paths.user_pictures(args.user)
     d, p, k = result.designs, result.pairs, engine.top_k
     rows = []
     for row, name in enumerate(names):

@@ -1,0 +1,36 @@
+"""Failure injection for tests, kept out of the production config.
+
+    FASHIONGEN_FAULTS="recommender.epoch=1"    rank 0 of the DVBPR training raises once at the start of epoch 1
+    FASHIONGEN_FAULTS="gan.epoch=0"            the GAN training likewise
+    FASHIONGEN_FAULTS="design.pairs=8"         each design actor raises once it has designed 8 pairs
+
+Drivers read the variable once (`planned()`) and hand the plan to their Ray workers as plain data, since workers
+of an already running Ray do not see the driver's later environment. Unset, nothing is ever injected.
+"""
+from __future__ import annotations
+
+import os
+
+from fashiongen import storage
+
+ENV = "FASHIONGEN_FAULTS"
+
+
+def planned() -> dict[str, int]:
+    """{point: value} from FASHIONGEN_FAULTS ("a.b=1,c.d=2"); {} when unset."""
+    plan: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in os.environ.get(ENV, "").split(","))):
+        point, _, value = item.partition("=")
+        plan[point.strip()] = int(value)
+    return plan
+
+
+def fail_once_at_epoch(plan: dict[str, int], point: str, epoch: int, output_uri: str) -> None:
+    """Raise once when `plan[point] == epoch`; a marker under the run's output makes it once only."""
+    if plan.get(point) != epoch:
+        return
+    marker = storage.join(output_uri, f"_injected_failure_{point}_{epoch}")
+    if storage.exists(marker):
+        return
+    storage.write_bytes(marker, b"")
+    raise RuntimeError(f"injected failure at epoch {epoch} ({ENV} {point}={epoch})")

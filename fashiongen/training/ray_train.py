@@ -1,0 +1,74 @@
+"""Plumbing shared by the Ray Train drivers (the recommender's and the GAN's); each training loop stays its own file.
+
+- `run_config`: the run's storage (local or `s3://`), stable name, checkpoints kept and failure retries.
+- `save_and_report`: per epoch, rank 0 writes the state file into a checkpoint and every rank reports metrics.
+- `load_state` / `final_state`: the state file of a worker's resumed checkpoint or of the run's last checkpoint.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from fashiongen import storage
+from fashiongen.config import TrainConfig
+from fashiongen.errors import FashiongenError
+
+STATE_FILE = "state.pt"
+LEGACY_STATE_FILES = ("dvbpr_state.pt", "gan_state.pt")  # checkpoints written before the drivers shared this module
+
+
+def run_config(train: TrainConfig, run_name: str):
+    """Ray Train RunConfig: storage under train.storage_path (S3 through pyarrow), named so a rerun resumes."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig
+
+    storage_uri = train.storage_path
+    kwargs: dict[str, Any] = {}
+    if storage.is_s3(storage_uri):
+        kwargs["storage_filesystem"], storage_uri = storage.filesystem(storage_uri)
+    else:
+        storage_uri = storage.filesystem(storage_uri)[1]
+    return RunConfig(name=run_name, storage_path=storage_uri,
+                     checkpoint_config=CheckpointConfig(num_to_keep=train.num_to_keep),
+                     failure_config=FailureConfig(max_failures=train.max_failures), **kwargs)
+
+
+def load_state(directory: str) -> dict[str, Any]:
+    name = next((n for n in (STATE_FILE, *LEGACY_STATE_FILES) if os.path.exists(os.path.join(directory, n))),
+                STATE_FILE)
+    return torch.load(os.path.join(directory, name), map_location="cpu", weights_only=True)
+
+
+def resumed_state() -> dict[str, Any] | None:
+    """In a worker: the state of the checkpoint Ray Train resumes from, or None on a fresh start."""
+    import ray.train
+
+    checkpoint = ray.train.get_checkpoint()
+    if not checkpoint:
+        return None
+    with checkpoint.as_directory() as directory:
+        return load_state(directory)
+
+
+def save_and_report(metrics: dict[str, Any], rank: int, state: Callable[[], dict[str, Any]]) -> None:
+    """Every rank reports `metrics`; rank 0 also saves `state()` (tensors and plain values) as the checkpoint."""
+    import ray.train
+
+    with tempfile.TemporaryDirectory() as directory:
+        checkpoint = None
+        if rank == 0:
+            torch.save(state(), os.path.join(directory, STATE_FILE))
+            checkpoint = ray.train.Checkpoint.from_directory(directory)
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def final_state(result, what: str, epochs_key: str) -> dict[str, Any]:
+    """The state file of a finished run's last checkpoint; FashiongenError when the run saved none."""
+    if result.checkpoint is None:
+        raise FashiongenError(f"{what} finished without a checkpoint: set {epochs_key} >= 1, or train.run_name to "
+                              "start a fresh run")
+    with result.checkpoint.as_directory() as directory:
+        return load_state(directory)
