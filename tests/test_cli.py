@@ -55,6 +55,24 @@ def test_every_command_prints_usage(command, capsys):
     assert cli.COMMANDS[command][1] in " ".join(out.split())  # the description (argparse wraps it)
 
 
+def test_help_imports_neither_torch_nor_ray(tmp_path):
+    code = ("import sys; from fashiongen.cli import build_parser; build_parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'ray', 'pandas') if m in sys.modules))")
+    result = run_process([sys.executable, "-c", code], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_overrides_may_follow_a_commands_options(tmp_path, capsys):
+    code, out, _ = run_cli(capsys, "lake", "runs", f"lake_uri={tmp_path / 'lake'}")
+    assert code == 0 and str(tmp_path / "lake") in out
+    code, out, err = run_cli(capsys, "lake", "show", "--user", "u0", f"lake_uri={tmp_path / 'lake'}")
+    assert code == 2 and str(tmp_path / "lake") in err  # the override reached the command: its lake has no runs
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["lake", "runs", "--no-such-flag"])
+    assert exit_.value.code == 2
+
+
 def test_console_script_lists_every_command(tmp_path):
     assert CONSOLE_SCRIPT.is_file(), f"{CONSOLE_SCRIPT} missing: install the package (pip install -e .)"
     result = run_process([str(CONSOLE_SCRIPT), "--help"], cwd=tmp_path)

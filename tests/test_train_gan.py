@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 import pyarrow as pa
@@ -85,23 +86,27 @@ def test_two_workers_retry_after_injected_failure_then_resume_by_run_name(ray_lo
 
 
 def test_run_config_passes_an_s3_filesystem_and_a_schemeless_path(s3_server):  # noqa: ARG001 (sets AWS_*)
-    from fashiongen.training.gan import _run_config
+    from fashiongen.training.ray_train import run_config
 
     cfg = load_config(None, ["train.storage_path=s3://lake/train", "train.max_failures=3", "train.num_to_keep=4"])
-    run = _run_config(cfg, "gan-x")
+    run = run_config(cfg.train, "gan-x")
     assert run.storage_path == "lake/train" and run.name == "gan-x"
     assert run.storage_filesystem.type_name == "s3"
     assert run.failure_config.max_failures == 3 and run.checkpoint_config.num_to_keep == 4
 
 
 def test_settings_take_architecture_defaults_and_the_catalogue_shape():
-    from fashiongen.training.gan import default_run_name, resolve_settings
+    from fashiongen.training.gan import GanSettings, default_run_name, resolve_settings
 
     meta = {"image": {"mode": "RGB", "width": 40, "height": 40}, "categories": ["a", "b"]}
     official = resolve_settings(load_config(None, ["gan.arch=official"]).gan, meta)
-    assert (official["z_dim"], official["lr"], official["batch_size"], official["epochs"]) == (256, 1e-4, 16, 30)
-    assert official["image_shape"] == [3, 64, 64] and official["categories"] == ["a", "b"]
+    assert (official.z_dim, official.lr, official.batch_size, official.epochs) == (256, 1e-4, 16, 30)
+    assert official.image_shape == (3, 64, 64) and official.categories == ("a", "b")
     small = resolve_settings(load_config(None, ["gan.z_dim=32", "gan.epochs=1"]).gan, meta)
-    assert small["image_shape"] == [3, 40, 40] and small["z_dim"] == 32 and small["epochs"] == 1
-    assert default_run_name("cat", small) == default_run_name("cat/", dict(small, epochs=9))  # epochs: resumable
+    assert small.image_shape == (3, 40, 40) and small.z_dim == 32 and small.epochs == 1
+    assert default_run_name("cat", small) == default_run_name("cat/", dataclasses.replace(small, epochs=9))  # resumable
     assert default_run_name("cat", small) != default_run_name("cat", official)
+    assert default_run_name("cat", small) == "gan-small-e2ad5f46b4"  # the name runs had before settings were frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        small.epochs = 2  # type: ignore[misc]
+    assert GanSettings.from_dict(small.to_dict()) == small

@@ -21,7 +21,7 @@ from fashiongen.config import Config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--baselines", default="poprank,bprmf,vbpr",
+    parser.add_argument("--baselines", default="poprank,categorypop,bprmf,vbpr",
                         help="comma-separated baselines to train beside DVBPR (empty: none)")
     parser.add_argument("--sheets", type=int, default=3, help="contact sheets to write (one per user)")
 

@@ -72,7 +72,27 @@ def read_checkpoint(uri: str) -> dict[str, Any]:
     return payload
 
 
-class Recommender(abc.ABC):
+class Checkpointed(abc.ABC):
+    """A model saved as one contract checkpoint; `model_version` is the content hash `save` returns."""
+
+    kind: ClassVar[str]
+    model_version: str = ""
+
+    @abc.abstractmethod
+    def checkpoint_payload(self) -> dict[str, Any]:
+        """{"kind", "config", "state", "meta"} with tensors and plain values only."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_payload(cls, payload: dict[str, Any]) -> "Checkpointed":
+        """Rebuild from `checkpoint_payload` output (eval mode)."""
+
+    def save(self, uri: str) -> str:
+        self.model_version = save_checkpoint(uri, self.checkpoint_payload())
+        return self.model_version
+
+
+class Recommender(Checkpointed):
     """Fit / score / vectors / save / load. Users and items are dense indices of a `Catalogue`.
 
     Hyper-parameters go to the constructor (`from_config` maps the config's recommender section onto it); `fit`
@@ -80,12 +100,10 @@ class Recommender(abc.ABC):
     is one new module under fashiongen/models/ that defines a registered subclass.
     """
 
-    kind: ClassVar[str]
     needs_images: ClassVar[bool] = False  # fit reads the catalogue's images
     distributed: ClassVar[bool] = False  # trained with Ray Train (see the distributed hooks below), else in-process
     visual: ClassVar[bool] = False  # a VisualRecommender: scores any image
 
-    model_version: str = ""
     meta: dict[str, Any]
 
     @classmethod
@@ -132,20 +150,6 @@ class Recommender(abc.ABC):
         """Recompute the item features from the catalogue's images (after the network changed)."""
         raise NotImplementedError(f"{self.kind} has no image network to index the catalogue with")
 
-    @abc.abstractmethod
-    def checkpoint_payload(self) -> dict[str, Any]:
-        """{"kind", "config", "state", "meta"} with tensors and plain values only."""
-
-    @classmethod
-    @abc.abstractmethod
-    def from_payload(cls, payload: dict[str, Any]) -> "Recommender":
-        """Rebuild from `checkpoint_payload` output."""
-
-    def save(self, uri: str) -> str:
-        self.model_version = save_checkpoint(uri, self.checkpoint_payload())
-        return self.model_version
-
-
 class VisualRecommender(Recommender):
     """A recommender that scores any image, θ_u · Φ(image): what preference maximisation climbs."""
 
@@ -174,23 +178,25 @@ def recommender_class(kind: str) -> type[Recommender]:
     return RECOMMENDERS[kind]
 
 
-def load_recommender(uri: str) -> Recommender:
+def _load(uri: str, registry: dict[str, type[Checkpointed]], what: str) -> Checkpointed:
     import fashiongen.models  # noqa: F401  (registers every model)
 
     payload = read_checkpoint(uri)
-    cls = RECOMMENDERS.get(payload["kind"])
+    cls = registry.get(payload["kind"])
     if cls is None:
-        raise CheckpointError(f"{uri!r} holds a {payload['kind']!r} model, not a recommender ({sorted(RECOMMENDERS)})")
+        raise CheckpointError(f"{uri!r} holds a {payload['kind']!r} model, not a {what} ({sorted(registry)})")
     model = cls.from_payload(payload)
     model.model_version = payload["model_version"]
     return model
 
 
-class ConditionalGenerator(abc.ABC):
+def load_recommender(uri: str) -> Recommender:
+    return _load(uri, RECOMMENDERS, "recommender")  # type: ignore[return-value]
+
+
+class ConditionalGenerator(Checkpointed):
     """G(z, c) -> image in [-1, 1]; D(x, c) -> realism score (LSGAN: 1 = real). Both in eval mode, on `device`."""
 
-    kind: ClassVar[str]
-    model_version: str = ""
     latent_dim: int
     categories: list[str]
     image_shape: tuple[int, int, int]  # (C, H, W)
@@ -211,27 +217,6 @@ class ConditionalGenerator(abc.ABC):
     def freeze(self) -> None:
         """Eval mode and no parameter gradients (BatchNorm uses running statistics; backward reaches z only)."""
 
-    @abc.abstractmethod
-    def checkpoint_payload(self) -> dict[str, Any]:
-        """{"kind", "config", "state", "meta"} with tensors and plain values only."""
-
-    @classmethod
-    @abc.abstractmethod
-    def from_payload(cls, payload: dict[str, Any]) -> "ConditionalGenerator":
-        """Rebuild from `checkpoint_payload` output (eval mode)."""
-
-    def save(self, uri: str) -> str:
-        self.model_version = save_checkpoint(uri, self.checkpoint_payload())
-        return self.model_version
-
 
 def load_generator(uri: str) -> ConditionalGenerator:
-    import fashiongen.models  # noqa: F401  (registers every model)
-
-    payload = read_checkpoint(uri)
-    cls = GENERATORS.get(payload["kind"])
-    if cls is None:
-        raise CheckpointError(f"{uri!r} holds a {payload['kind']!r} model, not a generator ({sorted(GENERATORS)})")
-    model = cls.from_payload(payload)
-    model.model_version = payload["model_version"]
-    return model
+    return _load(uri, GENERATORS, "generator")  # type: ignore[return-value]
