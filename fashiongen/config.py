@@ -196,6 +196,40 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# Settings with a valid range ("section.key": (lowest, highest or None)), checked once every layer is applied, so a
+# bad value is a one-line error naming the key before any work starts (not a crash inside a Ray worker).
+BOUNDS: dict[str, tuple[float, float | None]] = {
+    "data.max_items": (0, None), "data.image_size": (0, None), "data.cold_threshold": (0, None),
+    "simulation.num_users": (1, None), "simulation.min_interactions": (3, None),
+    "recommender.k": (1, None), "recommender.lr": (1e-12, None), "recommender.lambda_cnn": (0, None),
+    "recommender.lambda_theta": (0, None), "recommender.batch_size": (1, None), "recommender.epochs": (1, None),
+    "recommender.top_k": (1, None), "recommender.dropout": (0, 0.999), "recommender.eval_users": (0, None),
+    "recommender.baseline_epochs": (1, None), "recommender.baseline_lr": (1e-12, None),
+    "recommender.baseline_reg": (0, None), "recommender.classifier_epochs": (1, None),
+    "gan.z_dim": (0, None), "gan.lr": (0, None), "gan.batch_size": (0, None), "gan.epochs": (0, None),
+    "gan.image_size": (0, None), "gan.ema_decay": (0, 0.9999), "gan.sample_columns": (1, None),
+    "train.num_workers": (1, None), "train.max_failures": (0, None), "train.num_to_keep": (1, None),
+    "design.restarts": (1, None), "design.steps": (0, None), "design.lr": (0, None), "design.init_std": (0, None),
+    "design.eta": (0, None), "design.top_k": (1, None), "design.batch_pairs": (1, None),
+    "design.early_stop_tol": (0, None), "design.invert_restarts": (1, None), "design.invert_steps": (0, None),
+    "design.invert_lr": (0, None), "design.proximity": (0, None),
+    "generation.max_users": (0, None), "generation.actors": (0, None), "generation.rows_per_file": (1, None),
+    "generation.pairs_per_block": (1, None),
+    "nightly.refresh_steps": (0, None), "nightly.refresh_lr": (0, None), "nightly.max_auc_drop": (0, None),
+}
+
+
+def check_bounds(cfg: "Config") -> None:
+    """ConfigError naming the first setting outside its BOUNDS (and a value of that kind that works)."""
+    for key, (lo, hi) in BOUNDS.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value < lo or (hi is not None and value > hi):
+            allowed = f">= {lo}" if hi is None else f"between {lo} and {hi}"
+            raise ConfigError(f"{key}={value!r} is out of range: it must be {allowed} (e.g. {key}="
+                              f"{getattr(type(getattr(cfg, section))(), name)!r}, its default)")
+
+
 def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -283,6 +317,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     _apply_presets(cfg, layers)
     for layer in layers:
         _apply(cfg, layer)
+    check_bounds(cfg)
     _absolute_paths(cfg)
     return cfg
 
