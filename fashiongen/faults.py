@@ -3,6 +3,8 @@
     FASHIONGEN_FAULTS="recommender.epoch=1"    rank 0 of the DVBPR training raises once at the start of epoch 1
     FASHIONGEN_FAULTS="gan.epoch=0"            the GAN training likewise
     FASHIONGEN_FAULTS="design.pairs=8"         each design actor raises once it has designed 8 pairs
+    FASHIONGEN_FAULTS="generate.before_digests=1"  the designs job raises after writing its rows (also
+                                               generate.before_publish: after the digests, before the commit)
 
 Drivers read the variable once (`planned()`) and hand the plan to their Ray workers as plain data, since workers
 of an already running Ray do not see the driver's later environment. Unset, nothing is ever injected.
@@ -23,6 +25,12 @@ def planned() -> dict[str, int]:
         point, _, value = item.partition("=")
         plan[point.strip()] = int(value)
     return plan
+
+
+def fail_at(plan: dict[str, int], point: str) -> None:
+    """Raise when `point` is planned (the driver-side crash points of a designs run)."""
+    if plan.get(point):
+        raise RuntimeError(f"injected failure at {point} ({ENV})")
 
 
 def fail_once_at_epoch(plan: dict[str, int], point: str, epoch: int, output_uri: str) -> None:

@@ -166,3 +166,44 @@ def test_max_users_is_a_stable_sample_of_the_selection(tmp_path):
     assert sorted(users.column("user_id").to_pylist()) == sorted(again.column("user_id").to_pylist())
     everyone, _ = select_users(load_config(None, [f"lake_uri={tmp_path}"]), "2026-11-26", digests)
     assert everyone.num_rows == 50
+
+
+def test_digests_are_committed_with_the_run_so_a_crash_never_skews_the_next_incremental_night(
+        ray_local, tmp_path, models, monkeypatch):
+    """A crash between the rows and the digests, or between the digests and the commit, leaves the date unpublished;
+    the rerun publishes it with its digests, and the next incremental night designs exactly the users whose vector
+    changed since the last complete run."""
+    from fashiongen.generation.job import run_generation
+    from fashiongen.generation.plan import DIGESTS_ATTACHMENT
+    from fashiongen.models.contract import load_recommender
+
+    lake = str(tmp_path / "lake")
+    run_generation(job_config(models, lake, "run_date=2026-11-25"))  # everyone, with the initial vectors
+    rec = load_recommender(models["rec_uri"])
+    theta = rec.user_vectors()
+    theta[2] += 1.0
+    day2 = str(tmp_path / "dvbpr-day2.pt")
+    rec.save(day2)
+    for point in ("generate.before_digests", "generate.before_publish"):
+        monkeypatch.setenv("FASHIONGEN_FAULTS", f"{point}=1")
+        with pytest.raises(RuntimeError, match=point):
+            run_generation(job_config(models, lake, "run_date=2026-11-26", "generation.incremental=true",
+                                      f"generation.recommender_uri={day2}"))
+        assert reader.list_complete_runs(lake) == ["2026-11-25"]  # not published without its digests
+    monkeypatch.delenv("FASHIONGEN_FAULTS")
+    run_generation(job_config(models, lake, "run_date=2026-11-26", "generation.incremental=true",
+                              f"generation.recommender_uri={day2}"))
+    assert set(reader.read_run(lake, "2026-11-26").column("user_id").to_pylist()) == {models["user_ids"][2]}
+    manifest = reader.read_manifest(lake, "2026-11-26")
+    assert manifest["attachments"][DIGESTS_ATTACHMENT]["path"].startswith("_work/designs/run_date=2026-11-26/")
+
+    theta[5] += 1.0  # day 3: one more user changes; user 2 keeps its day-2 vector
+    day3 = str(tmp_path / "dvbpr-day3.pt")
+    rec.save(day3)
+    run_generation(job_config(models, lake, "run_date=2026-11-27", "generation.incremental=true",
+                              f"generation.recommender_uri={day3}"))
+    assert set(reader.read_run(lake, "2026-11-27").column("user_id").to_pylist()) == {models["user_ids"][5]}
+
+    storage.write_bytes(storage.join(lake, manifest["attachments"][DIGESTS_ATTACHMENT]["path"]), b"tampered")
+    with pytest.raises(layout.LakeError, match="does not match its manifest"):
+        reader.read_attachment(lake, "2026-11-26", DIGESTS_ATTACHMENT)

@@ -26,7 +26,7 @@ import time
 from fashiongen import faults, storage
 from fashiongen.config import Config, to_dict
 from fashiongen.generation.actor import DesignActor, encode_designs
-from fashiongen.generation.plan import (DIGESTS_FILE, designed_digests, pq_rows, previous_digests, read_id_list,
+from fashiongen.generation.plan import (DIGESTS_ATTACHMENT, DIGESTS_FILE, designed_digests, pq_rows, previous_digests, read_id_list,
                                         select_users, user_digests, write_pairs)
 from fashiongen.generation.summary import FAILURES_DIR, RunSummary, summarise
 from fashiongen.lake import layout, publish
@@ -102,9 +102,15 @@ def run_generation(cfg: Config, force: bool = False) -> RunSummary:
     summary.seconds = time.perf_counter() - started
     summary.pairs_total = pairs_total
     summary.pairs_this_attempt = publish.dedupe_check(cfg.lake_uri, run_date).pairs - before
-    publish.publish_run(cfg.lake_uri, run_date, model_version=model_version, config=cfg)
+    plan_faults = faults.planned()
+    faults.fail_at(plan_faults, "generate.before_digests")
+    # The digests incremental runs compare against are part of the run's commit: written first, then named (with
+    # their checksum) in the manifest, so a run is published with its digests or not at all.
     designed = users if not cfg.generation.pairs_uri else \
         read_id_list(cfg.generation.pairs_uri, ["user_id"]).group_by("user_id").aggregate([])
-    storage.write_table(designed_digests(previous_digests(cfg.lake_uri, run_date), digests, designed),
-                        paths.work(run_date, DIGESTS_FILE))
+    digests_uri = paths.work(run_date, DIGESTS_FILE)
+    storage.write_table(designed_digests(previous_digests(cfg.lake_uri, run_date), digests, designed), digests_uri)
+    faults.fail_at(plan_faults, "generate.before_publish")
+    publish.publish_run(cfg.lake_uri, run_date, model_version=model_version, config=cfg,
+                        attachments={DIGESTS_ATTACHMENT: digests_uri})
     return summarise(summary, cfg, run_date)

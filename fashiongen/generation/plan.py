@@ -5,6 +5,7 @@ under `LakePaths.work(run_date)` and only ever read back by the pipeline.
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import numpy as np
 import pyarrow as pa
@@ -16,8 +17,10 @@ from fashiongen.errors import FashiongenError
 from fashiongen.lake import layout, reader
 from fashiongen.lake.paths import LakePaths
 
+log = logging.getLogger(__name__)
 PAIRS_SCHEMA = pa.schema([("pair_id", pa.string()), ("user_id", pa.string()), ("category", pa.string())])
 DIGESTS_FILE = "user_digests.parquet"
+DIGESTS_ATTACHMENT = "user_digests"  # its name among a published run's manifest attachments
 
 
 class GenerationError(FashiongenError, RuntimeError):
@@ -46,11 +49,17 @@ def read_id_list(uri: str, columns: list[str]) -> pa.Table:
 
 
 def previous_digests(lake_uri: str, run_date: str) -> pa.Table | None:
-    """The user digests of the latest published run before `run_date` (None when there is none)."""
-    paths = LakePaths(lake_uri)
+    """The user digests committed with the latest published run before `run_date`, checked against the checksum
+    its manifest holds (None when no earlier run was published). A run published before digests were part of the
+    commit (no attachment) is passed over with a warning, so its users are compared with an older run."""
     for date in reversed(reader.list_complete_runs(lake_uri)):
-        if date < run_date and storage.exists(paths.work(date, DIGESTS_FILE)):
-            return storage.read_table(paths.work(date, DIGESTS_FILE))
+        if date >= run_date:
+            continue
+        table = reader.read_attachment(lake_uri, date, DIGESTS_ATTACHMENT)
+        if table is not None:
+            return table
+        log.warning("designs run %s has no committed user digests (published by an older fashiongen); "
+                    "incremental mode compares with the run before it", date)
     return None
 
 

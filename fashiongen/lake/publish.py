@@ -185,6 +185,17 @@ def dedupe_check(lake_uri: str, run_date: str) -> DedupeReport:
     return _report(_dataset(lake_uri, run_date, files).to_table(columns=["pair_id", "rank"]), len(files))
 
 
+def _attachment(lake_uri: str, uri: str) -> dict[str, Any]:
+    """{"path" (relative to the lake), "bytes", "sha256"} of a file committed with a run."""
+    root = lake_uri.rstrip("/") + "/"
+    if not uri.startswith(root):
+        raise LakeError(f"attachment {uri!r} is not under the lake {lake_uri!r}")
+    if not storage.exists(uri):
+        raise LakeError(f"attachment {uri!r} does not exist: write it before publishing the run")
+    data = storage.read_bytes(uri)
+    return {"path": uri[len(root):], "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
 def config_digest(config: Any) -> str:
     """SHA-256 of a config (dataclass or mapping) as canonical JSON: which settings made a run, no values exposed."""
     values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config or {})
@@ -199,10 +210,12 @@ def _package_version() -> str:
 
 
 def publish_run(lake_uri: str, run_date: str, *, model_version: str,
-                config: Any | Mapping[str, Any] | None = None) -> dict:
+                config: Any | Mapping[str, Any] | None = None, attachments: Mapping[str, str] | None = None) -> dict:
     """Verify a written run and commit it: the `_SUCCESS` manifest is the last object written (atomically), then
-    the run's checkpoint is deleted. Raises LakeError (and writes nothing) when the run is empty, already
-    committed, has files off the schema, rows of another date or model_version, or duplicate (pair_id, rank) rows."""
+    the run's checkpoint is deleted. `attachments` (name -> URI under the lake, written before) are committed with
+    the run: the manifest names each with its size and SHA-256, and `reader.read_attachment` checks them. Raises
+    LakeError (and writes nothing) when the run is empty, already committed, has files off the schema, rows of
+    another date or model_version, duplicate (pair_id, rank) rows, or an attachment missing or outside the lake."""
     validate_run_date(run_date)
     if storage.exists(LakePaths(lake_uri).manifest(run_date)):
         raise LakeError(f"run {run_date} in {lake_uri!r} is already published; rerun with force=true to replace it")
@@ -236,6 +249,7 @@ def publish_run(lake_uri: str, run_date: str, *, model_version: str,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "fashiongen_version": _package_version(),
         "config_digest": config_digest(config) if config is not None else "",
+        "attachments": {name: _attachment(lake_uri, uri) for name, uri in (attachments or {}).items()},
     }
     storage.write_bytes(LakePaths(lake_uri).manifest(run_date), json.dumps(manifest, indent=1).encode())
     storage.delete(LakePaths(lake_uri).checkpoint(run_date))

@@ -11,6 +11,7 @@ file) are never read. Credentials come from the AWS environment and are never lo
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from fashiongen import storage
 from fashiongen.lake.layout import DESIGNS_SCHEMA, LakeError, validate_run_date
@@ -62,6 +64,25 @@ def read_manifest(lake_uri: str, run_date: str) -> dict:
     if missing or manifest.get("run_date") != run_date:
         raise LakeError(f"manifest {uri} lacks {missing or 'the matching run_date'}; rerun that date with force=true")
     return manifest
+
+
+def read_attachment(lake_uri: str, run_date: str, name: str) -> pa.Table | None:
+    """A Parquet file committed with a complete run (`publish_run(attachments=...)`), after checking its size and
+    SHA-256 against the manifest; None when the run has no attachment of that name. LakeError when it is missing
+    or altered."""
+    manifest = read_manifest(lake_uri, run_date)
+    entry = (manifest.get("attachments") or {}).get(name)
+    if entry is None:
+        return None
+    uri = storage.join(lake_uri, entry["path"])
+    try:
+        data = storage.read_bytes(uri)
+    except (FileNotFoundError, storage.StorageError):
+        data = None
+    if data is None or len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise LakeError(f"{name} of run {run_date} ({uri}) is missing or does not match its manifest; rerun "
+                        f"{run_date} with force=true")
+    return pq.read_table(pa.BufferReader(data))
 
 
 def _resolve_date(lake_uri: str, run_date: str | None) -> str:
