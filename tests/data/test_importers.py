@@ -206,3 +206,12 @@ def test_16_bit_png_is_scaled_not_saturated(tmp_path):
     assert len(np.unique(pixels)) > 200 and (pixels == 255).mean() < 0.01
     rgb = decode_image((tmp_path / "shop" / "tops" / "deep.png").read_bytes(), mode="RGB")
     assert np.array_equal(rgb[:, :, 1], pixels)
+
+
+def test_bad_ts_error_names_the_bad_row_among_unix_times(tmp_path):
+    mixed = _interactions_csv(tmp_path / "mixed.csv", [("a", "x", 1_700_000_000), ("a", "y", "2024-03-01T12:00:00Z")])
+    assert [t.year for t in read_interactions(mixed).column("ts").to_pylist()] == [2023, 2024]
+    bad = _interactions_csv(tmp_path / "bad.csv", [("a", "x", 1_700_000_000), ("a", "y", 1_700_000_001),
+                                                   ("a", "z", "yesterday")])
+    with pytest.raises(CatalogueError, match=r"bad.csv row 2: ts 'yesterday' is not"):
+        read_interactions(bad)
