@@ -121,7 +121,7 @@ def test_validate_interactions_quarantines_missing_and_future_timestamps():
     clean = validate_interactions(table, {f"i{k:02d}" for k in range(6)}, q)
     assert sorted(clean["item_id"]) == ["i00", "i01", "i02"]
     assert q.counts() == {"interactions: missing ts": 1, "interactions: ts in the future": 2}
-    assert "after the import time" in dict((r, why) for _, r, why in q.rows)["a|i05"]
+    assert "after the import time" in {r: why for _, r, why in q.rows}["a|i05"]
 
 
 def test_wrongly_typed_column_names_the_column_and_row():
