@@ -7,7 +7,8 @@ interactions under that day's folder; `fashiongen simulate-day` does so for simu
 Nothing is silently dropped: `read_landed` reads file by file and quarantines (with a reason, counted) folders
 whose name is not a calendar date and files that are not Parquet or not in the schema, so one bad file never
 blocks a day or a later night; hidden `_`/`.` names (e.g. Spark's `_SUCCESS`) are not data. `accept_landed`
-quarantines rows naming unknown users or items, or a user's held-out (validation/test) item.
+quarantines rows with a null id or ts, a ts outside their folder's UTC day, unknown users or items, a user's
+held-out (validation/test) item, and duplicates of a training interaction or of an earlier landed one.
 """
 from __future__ import annotations
 
@@ -121,27 +122,52 @@ class Accepted:
     quarantine: Quarantine = field(default_factory=Quarantine)
 
 
+def _index(known: np.ndarray, ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(dense index, found) of ids in a sorted id array; nulls are not found."""
+    values = ids.fillna("").to_numpy(dtype=str)
+    idx = np.clip(np.searchsorted(known, values), 0, len(known) - 1).astype(np.int64)
+    return idx, (known[idx] == values) & ids.notna().to_numpy()
+
+
 def accept_landed(landed: pd.DataFrame, catalogue: Catalogue, run_date: str,
                   quarantine: Quarantine | None = None) -> Accepted:
-    """Map landed rows onto the catalogue; quarantine unknown users/items and held-out items (with reasons).
+    """Map landed rows onto the catalogue; each row that cannot train is quarantined with a reason (first
+    matching): null user_id / item_id / ts, ts outside its folder's UTC day, unknown user or item, held-out item,
+    duplicate of a training interaction, duplicate of an earlier landed interaction (the earliest is kept).
     `quarantine` (e.g. the one `read_landed` filled) is extended and returned in the result."""
     quarantine = Quarantine() if quarantine is None else quarantine
-    known_users = np.isin(landed["user_id"].to_numpy(str), catalogue.user_ids)
-    known_items = np.isin(landed["item_id"].to_numpy(str), catalogue.item_ids)
-    for row in landed[~known_users].itertuples(index=False):
-        quarantine.add("landed", f"{row.date}|{row.user_id}|{row.item_id}", "user not in the catalogue (new users "
-                       "join after `fashiongen prepare` and `fashiongen train-recommender`)")
-    for row in landed[known_users & ~known_items].itertuples(index=False):
-        quarantine.add("landed", f"{row.date}|{row.user_id}|{row.item_id}", "unknown item_id (not in the catalogue)")
-    ok = landed[known_users & known_items]
-    users = catalogue.user_index(ok["user_id"].to_numpy(str)).astype(np.int64)
-    items = np.searchsorted(catalogue.item_ids, ok["item_id"].to_numpy(str)).astype(np.int64)
-    held_out = (items == catalogue.validation_item[users]) | (items == catalogue.test_item[users])
-    for row in ok[held_out].itertuples(index=False):
-        quarantine.add("landed", f"{row.date}|{row.user_id}|{row.item_id}", "the user's held-out evaluation item "
-                       "(kept out of training so evaluation stays honest)")
-    keep = ~held_out
-    today = ok["date"].to_numpy(str)[keep] == run_date
+    keep = np.ones(len(landed), dtype=bool)
+
+    def reject(mask: np.ndarray, reason: str) -> None:
+        hit = keep & mask
+        for row in landed[hit].itertuples(index=False):
+            fields = (row.date, row.user_id, row.item_id, row.ts)  # date|user_id|item_id|ts, nulls left empty
+            quarantine.add("landed", "|".join("" if pd.isna(v) else str(v) for v in fields), reason)
+        keep[hit] = False
+
+    users, known_users = _index(catalogue.user_ids, landed["user_id"])
+    items, known_items = _index(catalogue.item_ids, landed["item_id"])
+    ts = landed["ts"]
+    start = pd.to_datetime(landed["date"], format="%Y-%m-%d", utc=True)
+    reject(landed["user_id"].isna().to_numpy(), "null user_id")
+    reject(landed["item_id"].isna().to_numpy(), "null item_id")
+    reject(ts.isna().to_numpy(), "null ts")
+    reject(~((ts >= start) & (ts < start + pd.Timedelta(days=1))).to_numpy(), "ts outside the landing folder's day "
+           "(land each interaction under date=YYYY-MM-DD of its own UTC day)")
+    reject(~known_users, "user not in the catalogue (new users join after `fashiongen prepare` and "
+           "`fashiongen train-recommender`)")
+    reject(~known_items, "unknown item_id (not in the catalogue)")
+    reject((items == catalogue.validation_item[users]) | (items == catalogue.test_item[users]),
+           "the user's held-out evaluation item (kept out of training so evaluation stays honest)")
+    pairs = users * catalogue.num_items + items
+    reject(np.isin(pairs, catalogue.train_users * catalogue.num_items + catalogue.train_items),
+           "duplicate of a training interaction (the catalogue already has this user and item)")
+    rows = np.flatnonzero(keep)
+    rows = rows[np.argsort(ts.to_numpy(dtype="datetime64[ms]")[rows], kind="stable")]
+    later = np.zeros(len(landed), dtype=bool)
+    later[rows[pd.Series(pairs[rows]).duplicated().to_numpy()]] = True
+    reject(later, "duplicate of an earlier landed interaction (the earliest is kept)")
+    today = landed["date"].to_numpy(dtype=str)[keep] == run_date
     return Accepted(users=users[keep], items=items[keep], today_users=np.unique(users[keep][today]),
                     quarantine=quarantine)
 

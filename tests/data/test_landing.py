@@ -58,6 +58,21 @@ def _accepted_pairs(accepted: Accepted, catalogue: Catalogue) -> list[tuple[str,
     return list(zip(catalogue.user_ids[accepted.users], catalogue.item_ids[accepted.items]))
 
 
+def test_null_ids_get_their_own_reason_and_the_other_rows_theirs(catalogue, tmp_path):
+    landing = str(tmp_path / "landing")
+    u0, u1 = catalogue.user_ids[:2]
+    a, b, c = _fresh(catalogue, 0, 3)
+    _land(landing, DAY, "a.parquet", [u0, u1, "newcomer"], [a, "no-such-item", b], [_ms(DAY, 1)] * 3)
+    _land(landing, DAY, "null-user.parquet", [None], [c], [_ms(DAY, 2)])
+    _land(landing, DAY, "null-item.parquet", [u1], [None], [_ms(DAY, 3)])
+    d = _fresh(catalogue, 1, 1)[0]
+    _land(landing, NEXT, "b.parquet", [u1], [d], [_ms(NEXT, 4)])  # a later night is not poisoned
+    accepted = _night(landing, catalogue, NEXT)
+    assert _accepted_pairs(accepted, catalogue) == [(u0, a), (u1, d)] and list(accepted.today_users) == [1]
+    assert accepted.quarantine.counts() == {"landed: null user_id": 1, "landed: null item_id": 1,
+                                            "landed: unknown item_id": 1, "landed: user not in the catalogue": 1}
+
+
 def test_junk_files_are_quarantined_one_by_one_and_block_nothing(catalogue, landing):
     u0, u1 = catalogue.user_ids[:2]
     a, b, c, d = _fresh(catalogue, 0, 4)
@@ -84,6 +99,28 @@ def test_junk_files_are_quarantined_one_by_one_and_block_nothing(catalogue, land
     assert "missing column(s) ['ts']" in reasons[f"date={DAY}/no-ts.parquet"]
     assert accepted.quarantine.counts() == {"landed files: not a readable Parquet file": 1,
                                             "landed files: empty file": 1, "landed files: wrong schema": 2}
+
+
+def test_timestamps_off_the_folders_day_and_duplicates_are_quarantined(catalogue, tmp_path):
+    landing = str(tmp_path / "landing")
+    u0, u1 = catalogue.user_ids[:2]
+    fresh0, (g,) = _fresh(catalogue, 0, 6), _fresh(catalogue, 1, 1)
+    off_day = [None, -1000, _ms("2100-01-01"), _ms("2262-06-01"), _ms(NEXT), _ms(DAY, 86_399_999)]  # last: in the day
+    _land(landing, DAY, "a.parquet", [u0] * 6, fresh0, off_day)
+    trained = catalogue.item_ids[catalogue.train_items[catalogue.train_users == 0][0]]
+    _land(landing, DAY, "b.parquet", [u0, u1], [trained, g], [_ms(DAY, 5), _ms(DAY, 9)])
+    _land(landing, DAY, "c.parquet", [u1], [g], [_ms(DAY, 2)])  # the same interaction, earlier: this one is kept
+    _land(landing, NEXT, "d.parquet", [u1], [g], [_ms(NEXT, 1)])  # and again the next day
+
+    accepted = _night(landing, catalogue, NEXT)
+    assert _accepted_pairs(accepted, catalogue) == [(u0, fresh0[5]), (u1, g)]
+    assert list(accepted.today_users) == []  # u1's interaction on NEXT is a duplicate: nothing new to learn
+    assert accepted.quarantine.counts() == {"landed: null ts": 1, "landed: ts outside the landing folder's day": 4,
+                                            "landed: duplicate of a training interaction": 1,
+                                            "landed: duplicate of an earlier landed interaction": 2}
+    kept = [r for _, r, _ in accepted.quarantine.rows if r.startswith(f"{DAY}|{u1}|{g}|")]
+    assert len(kept) == 1 and kept[0].endswith("00:00:00.009000+00:00")  # the later copy of the same day
+    assert accepted.quarantine.rows[0][1] == f"{DAY}|{u0}|{fresh0[0]}|"  # date|user_id|item_id|ts, a null left empty
 
 
 def test_bad_folder_names_and_bad_ts_strings_are_named_and_block_no_night(catalogue, tmp_path):
