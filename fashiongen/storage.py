@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import uuid
 from urllib.parse import urlparse
 
@@ -19,15 +20,30 @@ from fashiongen.errors import FashiongenError
 
 
 class StorageError(FashiongenError, RuntimeError):
-    """A URI that cannot be read or written; the message names the URI and what to check."""
+    """A URI that cannot be read or written; the message names the URI and what to check, never a credential
+    (every message goes through `redact`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 
 
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]*@")
+
+
 def _endpoint() -> str | None:
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+    """AWS_ENDPOINT_URL(_S3) without any user:password part: S3 clients sign requests with the AWS credentials,
+    and curl would read `KEY:SECRET@host` as a host named KEY (and print it)."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return redact(endpoint) if endpoint else None
+
+
+def redact(text: str) -> str:
+    """`text` with the user:password part of every URL in it removed: for every URI or error text in a message."""
+    return _USERINFO.sub(r"\g<scheme>", text)
 
 
 def _region() -> str:
@@ -89,9 +105,7 @@ def _endpoint_label() -> str:
     endpoint = _endpoint()
     if not endpoint:
         return f"AWS S3 in {_region()} (no AWS_ENDPOINT_URL set)"
-    parsed = urlparse(endpoint)
-    host = parsed.hostname or parsed.path
-    return f"{parsed.scheme or 'https'}://{host}{f':{parsed.port}' if parsed.port else ''} (AWS_ENDPOINT_URL)"
+    return f"{redact(endpoint)} (AWS_ENDPOINT_URL)"
 
 
 def _wrap(uri: str, exc: Exception) -> StorageError:

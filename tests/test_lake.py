@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import uuid
@@ -17,6 +18,7 @@ from fashiongen.lake import (DESIGNS_SCHEMA, LakeError, LakePaths, RunStatus, co
                              latest_complete_run, list_complete_runs, make_pair_id, polars_storage_options,
                              prepare_run, publish_run, read_manifest, read_run, run_status, validate_run_date,
                              write_designs)
+from fashiongen.lake.reader import foreign_runs
 
 D1, D2 = "2026-08-19", "2026-08-20"
 HOSTILE_IDS = ["../../etc", "a/b", "..", "/abs/path", "ünïcødé/東京", "x" * 5000, "a\\b", "nul\x00byte", "run_date=1999-01-01"]
@@ -137,6 +139,38 @@ def test_incomplete_run_is_never_listed_or_read(lake):
     assert con.sql("SELECT DISTINCT run_date FROM designs").fetchall() == [(D1,)]
     assert all(f"run_date={D1}/" in f for f in complete_run_files(lake))
     assert run_status(lake, "2026-01-01") == RunStatus.ABSENT and list_complete_runs(lake + "/nowhere") == []
+
+
+FOREIGN = {"run_date=2026-08-21": b"", "run_date=2026-08-22": b"<xml/>", "run_date=2026-08-23": b"[1, 2]",
+           "run_date=2026-08-24": json.dumps({"run_date": "2026-08-24", "model_version": "m", "rows": 1, "pairs": 1,
+                                              "files": "x.parquet", "created_at": "", "fashiongen_version": "",
+                                              "config_digest": ""}).encode()}
+
+
+def test_foreign_manifests_and_folders_are_skipped_and_reported(lake, caplog, capsys):
+    from fashiongen import cli
+
+    write_complete(lake, D1, ["u0", "u1"])
+    for name, data in FOREIGN.items():  # e.g. Hadoop/Spark's empty _SUCCESS, or another tool's marker
+        storage.write_bytes(storage.join(lake, "designs", name, "_SUCCESS"), data)
+    storage.write_bytes(storage.join(lake, "designs", "backup-2026", "part-0.parquet"), b"x")
+    storage.write_bytes(storage.join(lake, "designs", "run_date=2026-02-31", "_SUCCESS"), b"{}")
+    with caplog.at_level(logging.WARNING, logger="fashiongen.lake.reader"):
+        assert list_complete_runs(lake) == [D1] and latest_complete_run(lake) == D1
+    assert all(name in caplog.text for name in FOREIGN)
+    skipped = foreign_runs(lake)
+    assert set(skipped) == {*FOREIGN, "backup-2026", "run_date=2026-02-31"}
+    assert "empty" in skipped["run_date=2026-08-21"] and "not valid JSON" in skipped["run_date=2026-08-22"]
+    assert "not a JSON object" in skipped["run_date=2026-08-23"] and "files" in skipped["run_date=2026-08-24"]
+    assert "not a run_date=YYYY-MM-DD folder" in skipped["backup-2026"]
+    assert read_run(lake).num_rows == 8 and len(complete_run_files(lake)) == 2
+    assert duckdb_connect(lake).execute("SELECT count(*) FROM designs").fetchone()[0] == 8
+    with pytest.raises(LakeError, match="run_date=2026-08-21/_SUCCESS is empty"):
+        read_manifest(lake, "2026-08-21")
+
+    assert cli.main(["lake", "runs", f"lake_uri={lake}"]) == 0
+    out = capsys.readouterr().out
+    assert f"| {D1} | 8 | 4 | m1 |" in out and all(f"skipped designs/{name}: " in out for name in skipped)
 
 
 def test_manifest_is_written_last_and_only_after_checks(lake, monkeypatch):
@@ -290,4 +324,4 @@ def test_manifest_holds_no_credentials(tmp_path, monkeypatch):
     text = storage.read_bytes(LakePaths(lake).manifest(D1)).decode()
     assert "very-secret-value-123" not in text and "AKIAEXAMPLEKEY" not in text
     assert set(json.loads(text)) == {"format", "run_date", "model_version", "rows", "pairs", "files", "created_at",
-                                     "fashiongen_version", "config_digest"}
+                                     "fashiongen_version", "config_digest", "attachments"}

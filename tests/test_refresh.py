@@ -55,7 +55,7 @@ def test_landed_rows_that_cannot_train_are_quarantined_with_reasons(catalogue):
     landed = pd.DataFrame({
         "user_id": [u0, u0, u1, "newcomer", u1],
         "item_id": [catalogue.item_ids[5], held, "no-such-item", catalogue.item_ids[1], catalogue.item_ids[2]],
-        "ts": pd.to_datetime([0, 1, 2, 3, 4], unit="ms", utc=True),
+        "ts": pd.to_datetime(["2026-11-26T01:00Z"] * 4 + ["2026-11-25T23:00Z"], utc=True),  # on each row's date
         "date": ["2026-11-26", "2026-11-26", "2026-11-26", "2026-11-26", "2026-11-25"],
     })
     accepted = accept_landed(landed, catalogue, "2026-11-26")

@@ -66,3 +66,20 @@ def test_unreachable_storage_names_the_uri(monkeypatch):
         storage.write_bytes("s3://bucket/k", b"x")
     assert "s3://bucket/k" in str(info.value) and "AWS_ENDPOINT_URL" in str(info.value)
     assert "s3cr3t-value" not in str(info.value)
+
+
+@pytest.mark.parametrize("host", ["nonexistent-host.invalid:9", "127.0.0.1:9"])
+def test_credentials_in_the_endpoint_never_reach_a_message(monkeypatch, host):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://AKIAXXXX:SECRETYYY@{host}")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for operation in (lambda: storage.read_bytes("s3://bucket/k"), lambda: storage.list_dir("s3://bucket/p"),
+                      lambda: storage.write_bytes("s3://bucket/k", b"x")):
+        with pytest.raises(storage.StorageError) as info:
+            operation()
+        text = str(info.value)
+        assert host.split(":")[0] in text and "AKIAXXXX" not in text and "SECRETYYY" not in text, text
+
+
+def test_redact_strips_userinfo_from_every_url():
+    text = "GET s3://AKIA:SEC@bucket/k via http://user:pw@host:9/x and https://tok@h/ (plain http://h:1)"
+    assert storage.redact(text) == "GET s3://bucket/k via http://host:9/x and https://h/ (plain http://h:1)"

@@ -25,11 +25,13 @@ def _runs(lake_uri: str) -> int:
     dates = reader.list_complete_runs(lake_uri)
     if not dates:
         print(f"no complete runs in {lake_uri} (run `fashiongen generate` first)")
-        return 0
-    print("| run_date | rows | pairs | model_version | created_at |\n|---|---|---|---|---|")
+    else:
+        print("| run_date | rows | pairs | model_version | created_at |\n|---|---|---|---|---|")
     for date in dates:
         m = reader.read_manifest(lake_uri, date)
         print(f"| {date} | {m['rows']} | {m['pairs']} | {m['model_version']} | {m['created_at']} |")
+    for name, why in reader.foreign_runs(lake_uri).items():
+        print(f"skipped designs/{name}: {why}")
     return 0
 
 

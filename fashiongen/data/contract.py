@@ -71,14 +71,38 @@ class Quarantine:
 
 
 def require_columns(table: pa.Table, schema: pa.Schema, name: str) -> pa.Table:
-    """`table` with exactly `schema`'s columns and types, or a CatalogueError naming `name` and the schema."""
+    """`table` with exactly `schema`'s columns and types, or a CatalogueError naming `name`, the column and (for
+    a value that does not convert) its first bad row."""
+    expected = ", ".join(f"{f.name}: {f.type}" for f in schema)
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
-        raise CatalogueError(f"{name} is missing column(s) {missing}; expected schema: {schema}")
-    try:
-        return table.select(schema.names).cast(schema)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise CatalogueError(f"{name} has a column of the wrong type ({exc}); expected schema: {schema}") from None
+        raise CatalogueError(f"{name} is missing column(s) {missing}; expected {expected}")
+    columns = []
+    for f in schema:
+        column = table.column(f.name)
+        try:
+            columns.append(column.cast(f.type))
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            raise CatalogueError(f"{name} column {f.name!r} is {column.type}, expected {f.type}; expected "
+                                 f"{expected}") from None
+        except pa.ArrowInvalid as exc:
+            row = _first_bad_row(column, f.type)
+            raise CatalogueError(f"{name} column {f.name!r} row {row} ({column[row].as_py()!r}) is not a {f.type} "
+                                 f"({exc}); expected {expected}") from None
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _first_bad_row(column: pa.ChunkedArray, to: pa.DataType) -> int:
+    """The first row of `column` whose value does not cast to `to` (bisection: a few casts, no Python loop)."""
+    lo, hi = 0, len(column)  # [lo, hi) holds a bad value
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            column.slice(lo, mid - lo).cast(to)
+            lo = mid
+        except pa.ArrowInvalid:
+            hi = mid
+    return lo
 
 
 def validate_items(items: pa.Table, quarantine: Quarantine, categories: list[str] | None = None,
@@ -130,11 +154,20 @@ def validate_items(items: pa.Table, quarantine: Quarantine, categories: list[str
 
 
 def validate_interactions(interactions: pa.Table, item_ids: set[str], quarantine: Quarantine) -> pd.DataFrame:
-    """Quarantine interactions naming unknown items, duplicates of a (user, item) pair (the earliest is
-    kept) and users with fewer than 3 interactions (leave-one-out needs train + validation + test)."""
+    """Quarantine interactions without a ts or with a ts after the import time, naming unknown items, duplicates
+    of a (user, item) pair (the earliest is kept) and users with fewer than 3 interactions (leave-one-out needs
+    train + validation + test)."""
     inter = require_columns(interactions, INTERACTIONS_SCHEMA, "interactions").to_pandas()
     if inter["user_id"].isna().any() or (inter["user_id"] == "").any():
         raise CatalogueError("interactions has an empty user_id: every interaction needs a user")
+    now = pd.Timestamp.now(tz="UTC")
+    missing, future = inter["ts"].isna(), inter["ts"] > now
+    for u, i in inter.loc[missing, ["user_id", "item_id"]].itertuples(index=False):
+        quarantine.add("interactions", f"{u}|{i}", "missing ts (every interaction needs a time)")
+    for u, i in inter.loc[future, ["user_id", "item_id"]].itertuples(index=False):
+        quarantine.add("interactions", f"{u}|{i}", f"ts in the future (after the import time "
+                       f"{now:%Y-%m-%dT%H:%M:%SZ}; check the source's clock and the unit of its timestamps)")
+    inter = inter[~(missing | future)]
     unknown = ~inter["item_id"].isin(item_ids)
     for u, i in inter.loc[unknown, ["user_id", "item_id"]].itertuples(index=False):
         quarantine.add("interactions", f"{u}|{i}", "unknown item_id (not in items, or quarantined there)")

@@ -98,17 +98,23 @@ def import_images(images_dir: str, image_size: int = 0, quarantine: Quarantine |
 
 
 def _timestamps(values: pd.Series, uri: str) -> pd.Series:
+    """UTC timestamps from datetimes, unix seconds (numbers or numeric strings) or ISO-8601 strings; a
+    CatalogueError names the first row whose ts is missing or unparseable."""
     if pd.api.types.is_datetime64_any_dtype(values):
-        ts = values if values.dt.tz is not None else values.dt.tz_localize("UTC")
-        return ts.dt.tz_convert("UTC")
-    if pd.api.types.is_numeric_dtype(values):
-        return pd.to_datetime(values, unit="s", utc=True)
-    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
-    bad = parsed.isna() & values.notna()
-    if bad.any() or values.isna().any():
-        row = int(np.flatnonzero(bad | values.isna())[0])
-        raise CatalogueError(f"{uri} row {row}: ts {values.iloc[row]!r} is not a unix time in seconds or an "
-                             "ISO-8601 date-time (e.g. 2024-03-01T12:00:00Z)")
+        parsed = (values if values.dt.tz is not None else values.dt.tz_localize("UTC")).dt.tz_convert("UTC")
+    else:
+        numeric = pd.to_numeric(values, errors="coerce")
+        parsed = pd.to_datetime(numeric, unit="s", utc=True, errors="coerce")
+        if not pd.api.types.is_numeric_dtype(values):
+            iso = pd.to_datetime(values.where(numeric.isna()), utc=True, errors="coerce", format="ISO8601")
+            parsed = parsed.where(parsed.notna(), iso)
+    bad = parsed.isna()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        value = values.iloc[row]
+        shown = "(empty)" if pd.isna(value) else repr(str(value))
+        raise CatalogueError(f"{uri} row {row}: ts {shown} is not a unix time in seconds or an ISO-8601 date-time "
+                             "(e.g. 2024-03-01T12:00:00Z)")
     return parsed
 
 

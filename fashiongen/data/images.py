@@ -9,6 +9,7 @@ from PIL import Image, UnidentifiedImageError
 from fashiongen.errors import FashiongenError
 
 MODES = {1: "L", 3: "RGB"}
+DEEP_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # 16-bit grey PNGs open as I;16 or I
 
 
 class ImageError(FashiongenError, ValueError):
@@ -25,13 +26,16 @@ def encode_png(array: np.ndarray) -> bytes:
 
 
 def decode_image(data: bytes, mode: str | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Image bytes (PNG, JPEG...) -> uint8 (H, W, C). With `mode`/`size` given, converts and resizes
-    (plain resize, aspect not kept, as the official code); raises ImageError on undecodable bytes."""
+    """Image bytes (PNG, JPEG...) -> uint8 (H, W, C). 16-bit grey is scaled to 8 bits. With `mode`/`size` given,
+    converts and resizes (plain resize, aspect not kept, as the official code); raises ImageError on undecodable
+    bytes."""
     try:
         img = Image.open(io.BytesIO(data))
         img.load()
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ImageError(f"undecodable image bytes ({exc})") from None
+    if img.mode in DEEP_GRAY_MODES:  # scale 0..65535 to 0..255: PIL's convert("L") clips everything above 255
+        img = Image.fromarray(np.clip(np.rint(np.asarray(img, dtype=np.float64) / 257), 0, 255).astype(np.uint8))
     if mode and img.mode != mode:
         img = img.convert(mode)
     if size and img.size != size:

@@ -7,12 +7,15 @@
     pl.scan_parquet(complete_run_files(lake_uri), hive_partitioning=True, storage_options=polars_storage_options())
 
 Readers use the manifest's file list, not a folder listing, so files of a run still being written (or a stray
-file) are never read. Credentials come from the AWS environment and are never logged or returned in messages.
+file) are never read. A `_SUCCESS` that is not a fashiongen manifest (Hadoop/Spark write empty ones) and folders
+that are not `run_date=YYYY-MM-DD` are skipped with a warning and listed by `foreign_runs`; they never block
+the valid runs. Credentials come from the AWS environment and are never logged or returned in messages.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Sequence
 
@@ -27,22 +30,48 @@ from fashiongen.lake.paths import LakePaths
 
 MANIFEST_KEYS = ("run_date", "model_version", "rows", "pairs", "files", "created_at", "fashiongen_version",
                  "config_digest")
+log = logging.getLogger(__name__)
+
+
+def _scan_runs(lake_uri: str) -> tuple[list[str], dict[str, str]]:
+    """(dates of runs with a valid manifest, {name under designs/: why it is skipped}). Partial runs (no manifest
+    yet) and hidden `_`/`.` names are neither."""
+    dates, skipped = [], {}
+    for name in storage.list_dir(LakePaths(lake_uri).designs()):
+        if name.startswith(("_", ".")):
+            continue
+        try:
+            date = validate_run_date(name.removeprefix("run_date=")) if name.startswith("run_date=") else None
+        except LakeError:
+            date = None
+        if date is None:
+            skipped[name] = ("not a run_date=YYYY-MM-DD folder of a calendar date (not a fashiongen run; move it "
+                             "out of designs/)")
+            continue
+        if not storage.exists(LakePaths(lake_uri).manifest(date)):
+            continue
+        try:
+            read_manifest(lake_uri, date)
+        except LakeError as exc:
+            skipped[name] = str(exc)
+            continue
+        dates.append(date)
+    return sorted(dates), skipped
 
 
 def list_complete_runs(lake_uri: str) -> list[str]:
-    """Run dates (YYYY-MM-DD, ascending) whose manifest exists; partial runs are never listed."""
-    dates = []
-    for name in storage.list_dir(LakePaths(lake_uri).designs()):
-        if not name.startswith("run_date="):
-            continue
-        date = name[len("run_date="):]
-        try:
-            validate_run_date(date)
-        except LakeError:
-            continue  # a foreign folder is not a run
-        if storage.exists(LakePaths(lake_uri).manifest(date)):
-            dates.append(date)
-    return sorted(dates)
+    """Run dates (YYYY-MM-DD, ascending) with a valid manifest; partial and foreign runs are never listed (a
+    warning names each foreign one)."""
+    dates, skipped = _scan_runs(lake_uri)
+    for name, why in skipped.items():
+        log.warning("skipping %s: %s", storage.join(LakePaths(lake_uri).designs(), name), why)
+    return dates
+
+
+def foreign_runs(lake_uri: str) -> dict[str, str]:
+    """{name under designs/: why it was skipped} for folders that are not runs and runs whose `_SUCCESS` is not a
+    fashiongen manifest."""
+    return _scan_runs(lake_uri)[1]
 
 
 def latest_complete_run(lake_uri: str) -> str | None:
@@ -56,13 +85,21 @@ def read_manifest(lake_uri: str, run_date: str) -> dict:
     if not storage.exists(uri):
         raise LakeError(f"run {run_date} in {lake_uri!r} is not complete (no {uri}); list complete runs with "
                         "list_complete_runs() or finish the run with the generate job")
+    fix = "not a fashiongen manifest: remove that folder or rerun that date with force=true"
+    data = storage.read_bytes(uri)
+    if not data.strip():
+        raise LakeError(f"manifest {uri} is empty (as Hadoop/Spark write _SUCCESS), {fix}")
     try:
-        manifest = json.loads(storage.read_bytes(uri))
+        manifest = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LakeError(f"manifest {uri} is not valid JSON ({exc}); rerun that date with force=true") from None
+        raise LakeError(f"manifest {uri} is not valid JSON ({exc}), {fix}") from None
+    if not isinstance(manifest, dict):
+        raise LakeError(f"manifest {uri} is not a JSON object, {fix}")
     missing = [k for k in MANIFEST_KEYS if k not in manifest]
     if missing or manifest.get("run_date") != run_date:
-        raise LakeError(f"manifest {uri} lacks {missing or 'the matching run_date'}; rerun that date with force=true")
+        raise LakeError(f"manifest {uri} lacks {missing or 'the matching run_date'}, {fix}")
+    if not isinstance(manifest["files"], list) or not all(isinstance(f, str) for f in manifest["files"]):
+        raise LakeError(f"manifest {uri} has no list of file names under 'files', {fix}")
     return manifest
 
 

@@ -46,7 +46,7 @@ def previous_model_uri(cfg: Config, run_date: str) -> str:
 
 def refresh(cfg: Config, run_date: str) -> dict:
     """Steps 2 and 3: write the refreshed model and its evaluation; returns the report (raises NightlyError)."""
-    from fashiongen.data.contract import load_catalogue
+    from fashiongen.data.contract import Quarantine, load_catalogue
     from fashiongen.data.landing import accept_landed, read_landed
     from fashiongen.evaluation.auc import full_auc, held_out
     from fashiongen.models.bpr import TrainSet
@@ -58,7 +58,8 @@ def refresh(cfg: Config, run_date: str) -> dict:
     model = load_recommender(base_uri)
     paths = LakePaths.of(cfg)
     landing = paths.landing()
-    accepted = accept_landed(read_landed(paths, run_date), catalogue, run_date)
+    quarantine = Quarantine()  # bad landed files and rows, with reasons (written below, counted in the report)
+    accepted = accept_landed(read_landed(paths, run_date, quarantine), catalogue, run_date, quarantine)
     changed = accepted.today_users
     train = TrainSet.from_pairs(np.concatenate([catalogue.train_users, accepted.users]),
                                 np.concatenate([catalogue.train_items, accepted.items]),

@@ -111,3 +111,23 @@ def test_fixed_split_is_kept_and_checked(tmp_path):
     bad = fixed.set_column(2, "split", pa.array(["train", "train", "valid", "test"]))
     with pytest.raises(CatalogueError, match="'valid'"):
         write_catalogue(str(tmp_path / "d"), _items(), _interactions(rows), {"source": "t"}, fixed_split=bad)
+
+
+def test_validate_interactions_quarantines_missing_and_future_timestamps():
+    ms = [1, 2, 3, None, 4_102_444_800_000, 100_000_000_000_000]  # ..., 2100-01-01, year 5138
+    table = pa.table({"user_id": ["a"] * 6, "item_id": [f"i{k:02d}" for k in range(6)],
+                      "ts": pa.array(ms, pa.timestamp("ms", tz="UTC"))})
+    q = Quarantine()
+    clean = validate_interactions(table, {f"i{k:02d}" for k in range(6)}, q)
+    assert sorted(clean["item_id"]) == ["i00", "i01", "i02"]
+    assert q.counts() == {"interactions: missing ts": 1, "interactions: ts in the future": 2}
+    assert "after the import time" in {r: why for _, r, why in q.rows}["a|i05"]
+
+
+def test_wrongly_typed_column_names_the_column_and_row():
+    table = pa.table({"user_id": ["a", "a"], "item_id": ["i00", "i01"], "ts": ["2024-01-01T00:00:00Z", "yesterday"]})
+    with pytest.raises(CatalogueError, match=r"interactions column 'ts' row 1 \('yesterday'\) is not a timestamp"):
+        validate_interactions(table, {"i00", "i01"}, Quarantine())
+    floats = table.set_column(2, "ts", pa.array([1.0, float("nan")]))
+    with pytest.raises(CatalogueError, match=r"interactions column 'ts' is double, expected timestamp\[ms, tz=UTC\]"):
+        validate_interactions(floats, {"i00", "i01"}, Quarantine())

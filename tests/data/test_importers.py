@@ -14,7 +14,8 @@ from PIL import Image
 from fashiongen.data.amazon_npy import AMAZON_FASHION_CATEGORIES, import_amazon_npy
 from fashiongen.data.contract import CatalogueError, load_catalogue
 from fashiongen.data.fashion_mnist import CLASSES, items_table, load_fashion_mnist, stratified_subset
-from fashiongen.data.folder import import_folder, read_interactions
+from fashiongen.data.folder import import_folder, import_images, read_interactions
+from fashiongen.data.images import decode_image
 from fashiongen.errors import FashiongenError
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
@@ -191,3 +192,26 @@ def test_interactions_file_errors_name_the_record(tmp_path):
     back = read_interactions(str(tmp_path / "i.parquet"))
     assert back.column("user_id").to_pylist() == ["1", "2"]
     assert back.column("ts").to_pylist()[1].day == 2
+
+
+def test_16_bit_png_is_scaled_not_saturated(tmp_path):
+    gradient = (np.arange(32 * 32, dtype=np.uint32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
+    (tmp_path / "shop" / "tops").mkdir(parents=True)
+    Image.fromarray(gradient).save(tmp_path / "shop" / "tops" / "deep.png")
+    assert Image.open(tmp_path / "shop" / "tops" / "deep.png").mode in ("I;16", "I")
+    items, _, quarantine = import_images(str(tmp_path / "shop"))
+    pixels = decode_image(items.column("image_png")[0].as_py())[:, :, 0]
+    assert not quarantine.rows and pixels.min() == 0 and pixels.max() == 255
+    assert np.array_equal(pixels, np.rint(gradient / 257).astype(np.uint8))  # the gradient stays a gradient
+    assert len(np.unique(pixels)) > 200 and (pixels == 255).mean() < 0.01
+    rgb = decode_image((tmp_path / "shop" / "tops" / "deep.png").read_bytes(), mode="RGB")
+    assert np.array_equal(rgb[:, :, 1], pixels)
+
+
+def test_bad_ts_error_names_the_bad_row_among_unix_times(tmp_path):
+    mixed = _interactions_csv(tmp_path / "mixed.csv", [("a", "x", 1_700_000_000), ("a", "y", "2024-03-01T12:00:00Z")])
+    assert [t.year for t in read_interactions(mixed).column("ts").to_pylist()] == [2023, 2024]
+    bad = _interactions_csv(tmp_path / "bad.csv", [("a", "x", 1_700_000_000), ("a", "y", 1_700_000_001),
+                                                   ("a", "z", "yesterday")])
+    with pytest.raises(CatalogueError, match=r"bad.csv row 2: ts 'yesterday' is not"):
+        read_interactions(bad)
