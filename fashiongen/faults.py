@@ -4,7 +4,10 @@
     FASHIONGEN_FAULTS="gan.epoch=0"            the GAN training likewise
     FASHIONGEN_FAULTS="design.pairs=8"         each design actor raises once it has designed 8 pairs
     FASHIONGEN_FAULTS="generate.before_digests=1"  the designs job raises after writing its rows (also
-                                               generate.before_publish: after the digests, before the commit)
+                                               generate.before_pipeline: before any design is written;
+                                               generate.before_publish: after the digests, before the commit;
+                                               generate.after_publish: after the commit)
+    FASHIONGEN_FAULTS="generate.before_publish=kill"  ... or dies there by SIGKILL, as `kill -9` would
 
 Drivers read the variable once (`planned()`) and hand the plan to their Ray workers as plain data, since workers
 of an already running Ray do not see the driver's later environment. Unset, nothing is ever injected.
@@ -12,23 +15,27 @@ of an already running Ray do not see the driver's later environment. Unset, noth
 from __future__ import annotations
 
 import os
+import signal
 
 from fashiongen import storage
 
 ENV = "FASHIONGEN_FAULTS"
+KILL = -9
 
 
 def planned() -> dict[str, int]:
-    """{point: value} from FASHIONGEN_FAULTS ("a.b=1,c.d=2"); {} when unset."""
+    """{point: value} from FASHIONGEN_FAULTS ("a.b=1,c.d=kill"; kill = KILL); {} when unset."""
     plan: dict[str, int] = {}
     for item in filter(None, (part.strip() for part in os.environ.get(ENV, "").split(","))):
         point, _, value = item.partition("=")
-        plan[point.strip()] = int(value)
+        plan[point.strip()] = KILL if value.strip() == "kill" else int(value)
     return plan
 
 
 def fail_at(plan: dict[str, int], point: str) -> None:
-    """Raise when `point` is planned (the driver-side crash points of a designs run)."""
+    """Raise (or with KILL, die by SIGKILL) when `point` is planned: the driver-side crash points of a run."""
+    if plan.get(point) == KILL:
+        os.kill(os.getpid(), signal.SIGKILL)
     if plan.get(point):
         raise RuntimeError(f"injected failure at {point} ({ENV})")
 

@@ -171,6 +171,19 @@ def delete(uri: str) -> None:
         raise _wrap(uri, exc) from None
 
 
+def copy_tree(src: str, dst: str, last: str = "") -> None:
+    """Copy every file under `src` to the same relative path under `dst` (files written atomically), the file
+    named `last` (relative to `src`) after all the others."""
+    fs, base = filesystem(src)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    except OSError as exc:
+        raise _wrap(src, exc) from None
+    names = sorted(i.path[len(base) + 1:] for i in infos if i.type == pafs.FileType.File)
+    for name in sorted(names, key=lambda n: n == last):
+        write_bytes(join(dst, name), read_bytes(join(src, name)))
+
+
 def write_bytes(uri: str, data: bytes) -> None:
     """Write a whole object atomically: readers see the old bytes or the new, never a partial file."""
     fs, path = filesystem(uri)

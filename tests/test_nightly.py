@@ -98,7 +98,7 @@ def _submit(ray_head, submission_id: str, *args: str) -> subprocess.CompletedPro
 
 
 def test_nightly_jobs_design_changed_users_and_a_date_runs_once(lake, ray_head):
-    from fashiongen.data import landing
+    from fashiongen.commands import simulate_day
 
     cfg, overrides, user_ids = lake
     first = _submit(ray_head, f"nightly-{DAY1}", *overrides, f"run_date={DAY1}")
@@ -109,7 +109,7 @@ def test_nightly_jobs_design_changed_users_and_a_date_runs_once(lake, ray_head):
 
     # The day's interactions land: two shoppers come back; a row for an unknown user is quarantined, not fatal.
     day_cfg = load_config(None, [*overrides, f"run_date={DAY2}"])
-    assert landing.run(day_cfg, _Args(users=2, picks=3)) == 0
+    assert simulate_day.run(day_cfg, _Args(users=2, picks=3)) == 0
     landed = storage.read_table(LakePaths.of(day_cfg).landing_day(DAY2))
     storage.write_table(pa.table({"user_id": ["stranger"], "item_id": landed.column("item_id").to_pylist()[:1],
                                   "ts": landed.column("ts").slice(0, 1)}),

@@ -16,12 +16,10 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     from fashiongen.generation.job import run_generation
     from fashiongen.lake.paths import LakePaths
     from fashiongen.models.contract import require_checkpoint
-    from fashiongen.runtime import ensure_ray
 
-    read_meta(cfg.data.catalogue_uri)  # missing inputs: say so before starting Ray
+    read_meta(cfg.data.catalogue_uri)  # missing inputs: say so before loading anything
     for uri in LakePaths.of(cfg).design_models(cfg.recommender.model):
         require_checkpoint(uri)
-    ensure_ray(args.ray_address)
-    summary = run_generation(cfg, force=args.force)
+    summary = run_generation(cfg, force=args.force, ray_address=args.ray_address)
     print(summary.to_markdown())
     return 0

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import uuid
 
 import numpy as np
 
@@ -100,22 +101,29 @@ def prepare_catalogue(cfg: Config, force: bool = False) -> tuple[dict, bool]:
         changed = sorted(k for k in set(old) | set(params) if old.get(k) != params.get(k)) or ["(incomplete build)"]
         raise FashiongenError(f"{uri} holds a catalogue built with other settings (differs in {changed}): rerun "
                               "with --force to rebuild it, or set data.catalogue_uri to another location")
-    storage.delete(storage.join(uri, "catalogue.json"))  # from here on the old catalogue is incomplete
-    storage.delete(storage.join(uri, TRUTH_DIR))
-    imported, sim = _import(cfg)
-    imported.meta.update({"simulated": sim is not None, "params": params, "fingerprint": key})
-    if sim is not None:
-        imported.meta["simulator"] = sim.params
-        write_truth(uri, sim.truth)
-    meta = imported.write(uri, split_seed=cfg.data.split_seed, cold_threshold=cfg.data.cold_threshold)
-    if sim is not None:
-        catalogue = load_catalogue(uri, with_images=False)
-        truth = load_truth(uri, catalogue)
-        users = min(CEILING_USERS, catalogue.num_users)
-        meta["oracle"] = {
-            "version": ORACLE_VERSION, "users_evaluated": users,
-            "auc_ceiling_test": round(oracle_auc(catalogue, truth, max_users=users), 4),
-            "auc_category_only_test": round(oracle_auc(catalogue, truth, score="category", max_users=users), 4),
-        }
-        storage.write_bytes(storage.join(uri, "catalogue.json"), json.dumps(meta, indent=2).encode())
+    # Build and validate the whole new catalogue in a staging prefix beside it; only then replace the old one
+    # (catalogue.json last), so a bad source under --force leaves the old catalogue intact.
+    staging = f"{uri.rstrip('/')}.staging-{uuid.uuid4().hex[:12]}"
+    try:
+        imported, sim = _import(cfg)
+        imported.meta.update({"simulated": sim is not None, "params": params, "fingerprint": key})
+        if sim is not None:
+            imported.meta["simulator"] = sim.params
+            write_truth(staging, sim.truth)
+        meta = imported.write(staging, split_seed=cfg.data.split_seed, cold_threshold=cfg.data.cold_threshold)
+        if sim is not None:
+            catalogue = load_catalogue(staging, with_images=False)
+            truth = load_truth(staging, catalogue)
+            users = min(CEILING_USERS, catalogue.num_users)
+            meta["oracle"] = {
+                "version": ORACLE_VERSION, "users_evaluated": users,
+                "auc_ceiling_test": round(oracle_auc(catalogue, truth, max_users=users), 4),
+                "auc_category_only_test": round(oracle_auc(catalogue, truth, score="category", max_users=users), 4),
+            }
+            storage.write_bytes(storage.join(staging, "catalogue.json"), json.dumps(meta, indent=2).encode())
+        storage.delete(storage.join(uri, "catalogue.json"))  # from here on the old catalogue is incomplete
+        storage.delete(storage.join(uri, TRUTH_DIR))
+        storage.copy_tree(staging, uri, last="catalogue.json")
+    finally:
+        storage.delete(staging)
     return meta, False

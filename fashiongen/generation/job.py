@@ -22,31 +22,75 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from fashiongen import faults, storage
 from fashiongen.config import Config, to_dict
 from fashiongen.generation.actor import DesignActor, encode_designs
-from fashiongen.generation.plan import (DIGESTS_ATTACHMENT, DIGESTS_FILE, designed_digests, pq_rows, previous_digests, read_id_list,
-                                        select_users, user_digests, write_pairs)
+from fashiongen.generation.plan import (DIGESTS_ATTACHMENT, DIGESTS_FILE, GenerationError, designed_digests,
+                                        pq_rows, previous_digests, read_id_list, select_users, user_digests,
+                                        write_pairs)
 from fashiongen.generation.summary import FAILURES_DIR, RunSummary, summarise
 from fashiongen.lake import layout, publish
 from fashiongen.lake.paths import LakePaths
+from fashiongen.runtime import ensure_ray
 
 log = logging.getLogger(__name__)
 
 
-def _pool_size(cfg: Config) -> tuple[int, float]:
-    """(actors, GPUs per actor): one actor per GPU when the cluster has GPUs, else `generation.actors` CPU actors."""
+LIGHT_CPUS = 0.25  # logical CPUs of each read, PNG-encode and write task: I/O-bound, and never starved by actors
+FILTER_CPUS = 1.0  # Ray Data's checkpoint-filter actor on a resume (it always asks for one CPU; its pool is 1)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The design actors' scheduling, sized from what the cluster really has."""
+
+    actors: int
+    gpus_per_actor: float
+    cpus_per_actor: float
+
+
+def pool_size(cfg: Config) -> Pool:
+    """One actor per GPU when the cluster has GPUs, else `generation.actors` CPU actors. On CPUs the actors share
+    what is left after Ray Data's checkpoint filter (a resume) and two light tasks, so a resume on a 2-CPU Ray
+    cannot deadlock with every CPU held by actors while the read and write tasks wait."""
     import ray
 
-    gpus = int(ray.cluster_resources().get("GPU", 0))
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
     if gpus and cfg.generation.use_gpu:
-        return (cfg.generation.actors or gpus), 1.0
-    return max(1, cfg.generation.actors), 0.0
+        return Pool(cfg.generation.actors or gpus, 1.0, 0.0)
+    actors = max(1, cfg.generation.actors)
+    spare = float(resources.get("CPU", 0)) - FILTER_CPUS - 2 * LIGHT_CPUS
+    if spare < 0.1 * actors:
+        raise GenerationError(f"the Ray cluster has {resources.get('CPU', 0):g} CPUs: too few for {actors} design "
+                              "actor(s) beside Ray Data's tasks; give it at least 2 CPUs or lower generation.actors")
+    return Pool(actors, 0.0, min(1.0, spare / actors))
 
 
-def run_generation(cfg: Config, force: bool = False) -> RunSummary:
-    """Plan, design, write and publish one run date (`cfg.run_date`, default today UTC); see the module docstring."""
+def check_models(recommender, generator, catalogue, rec_uri: str, gen_uri: str) -> None:
+    """GenerationError naming the checkpoint when the models cannot design for this catalogue."""
+    from fashiongen.generation.engine import category_mapping
+    from fashiongen.models.contract import VisualRecommender
+
+    if not isinstance(recommender, VisualRecommender):
+        raise GenerationError(f"{rec_uri!r} is a {recommender.kind!r} recommender, which cannot score new images: "
+                              "designs need a visual one (train recommender.model=dvbpr, or set "
+                              "generation.recommender_uri)")
+    users, items = len(recommender.user_vectors()), len(recommender.item_features())
+    if (users, items) != (catalogue.num_users, catalogue.num_items):
+        raise GenerationError(f"{rec_uri!r} was trained on another catalogue ({users} users, {items} items; "
+                              f"{catalogue.meta.get('source', 'this one')} has {catalogue.num_users} users, "
+                              f"{catalogue.num_items} items): retrain it on data.catalogue_uri")
+    if not (category_mapping(catalogue.categories, generator.categories) >= 0).any():
+        raise GenerationError(f"{gen_uri!r} draws {list(generator.categories)}, none of the catalogue's categories "
+                              f"{list(catalogue.categories)}: retrain it with fashiongen train-gan")
+
+
+def run_generation(cfg: Config, force: bool = False, ray_address: str | None = None) -> RunSummary:
+    """Plan, design, write and publish one run date (`cfg.run_date`, default today UTC); see the module docstring.
+    Ray is started (or joined) only once every input has been checked."""
     import ray
     import ray.data
     from ray.data.checkpoint import CheckpointConfig
@@ -56,61 +100,75 @@ def run_generation(cfg: Config, force: bool = False) -> RunSummary:
 
     run_date = layout.validate_run_date(cfg.run_date or layout.today_utc())
     paths = LakePaths.of(cfg)
-    plan = publish.prepare_run(cfg.lake_uri, run_date, force=force)
-    summary = RunSummary(run_date=run_date, action=plan.action, run_uri=plan.run_uri)
-    if plan.action == "skip":
+    if publish.run_status(cfg.lake_uri, run_date) == publish.RunStatus.COMPLETE and not force:
         log.info("designs for %s are already published at %s: nothing to do (force=true recomputes)",
-                 run_date, plan.run_uri)
-        return summarise(summary, cfg, run_date)
-    if plan.action == "start":
-        storage.delete(paths.work(run_date))
+                 run_date, paths.run(run_date))
+        return summarise(RunSummary(run_date=run_date, action="skip", run_uri=paths.run(run_date)), cfg, run_date)
+    # Every input is loaded and checked before the lake is touched: a bad checkpoint never costs a published run.
     rec_uri, gen_uri = paths.design_models(cfg.recommender.model)
     recommender, generator = load_recommender(rec_uri), load_generator(gen_uri)
-    model_version = f"{recommender.model_version}+{generator.model_version}"
     catalogue = load_catalogue(cfg.data.catalogue_uri, with_images=False)
+    check_models(recommender, generator, catalogue, rec_uri, gen_uri)
+    model_version = f"{recommender.model_version}+{generator.model_version}"
     digests = user_digests(recommender.user_vectors().detach().cpu().numpy(), catalogue.user_ids)
     del recommender
-    users, why = select_users(cfg, run_date, digests)
+    listed, dropped = read_id_list(cfg.generation.pairs_uri, ["user_id", "category"]) \
+        if cfg.generation.pairs_uri else (None, 0)
+    ensure_ray(ray_address)
+    plan = publish.prepare_run(cfg.lake_uri, run_date, force=force)
+    summary = RunSummary(run_date=run_date, action=plan.action, run_uri=plan.run_uri)
+    if plan.action == "start":
+        storage.delete(paths.work(run_date))
+    if listed is not None:
+        users = listed.group_by("user_id", use_threads=False).aggregate([])
+        why = f"pairs listed in {cfg.generation.pairs_uri}" + (f" ({dropped} duplicate rows dropped)" if dropped else "")
+    else:
+        users, why = select_users(cfg, run_date, digests)
+    summary.plan = why
     log.info("designs run %s: %s (%d users x %d categories)", run_date, why, users.num_rows, len(generator.categories))
-    pairs_uri = write_pairs(cfg, run_date, users, list(generator.categories))
+    pairs_uri = write_pairs(cfg, run_date, users, list(generator.categories), listed)
 
     ctx = ray.data.DataContext.get_current()
     ckpt_fs, ckpt_path = storage.filesystem(plan.checkpoint_uri)
     ctx.checkpoint_config = CheckpointConfig(id_column="pair_id", checkpoint_path=ckpt_path,
                                              override_filesystem=ckpt_fs, delete_checkpoint_on_success=False)
-    actors, gpus = _pool_size(cfg)
+    pool = pool_size(cfg)
+    ctx.checkpoint_config.checkpoint_actor_pool_max_size = 1
     pairs_fs, pairs_path = storage.filesystem(pairs_uri)
     out_fs, out_path = storage.filesystem(plan.run_uri)
     pairs_total = pq_rows(pairs_uri)
+    plan_faults = faults.planned()
+    faults.fail_at(plan_faults, "generate.before_pipeline")
     started = time.perf_counter()
-    before = publish.dedupe_check(cfg.lake_uri, run_date).pairs
+    before = publish.dedupe_check(cfg.lake_uri, run_date, exclude=plan.superseded).pairs
     try:
-        ray.data.read_parquet(pairs_path, filesystem=pairs_fs) \
+        ray.data.read_parquet(pairs_path, filesystem=pairs_fs, ray_remote_args={"num_cpus": LIGHT_CPUS}) \
             .repartition(target_num_rows_per_block=cfg.generation.pairs_per_block) \
             .map_batches(DesignActor, batch_format="pyarrow", batch_size=cfg.design.batch_pairs,
-                         compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=gpus,
+                         compute=ray.data.ActorPoolStrategy(size=pool.actors), num_gpus=pool.gpus_per_actor,
+                         num_cpus=pool.cpus_per_actor,
                          fn_constructor_kwargs={
                              "recommender_uri": rec_uri, "generator_uri": gen_uri,
                              "catalogue_uri": cfg.data.catalogue_uri, "design": to_dict(cfg.design),
                              "run_date": run_date, "model_version": model_version,
                              "failures_uri": paths.work(run_date, FAILURES_DIR), "faults": faults.planned()}) \
-            .map_batches(encode_designs, batch_format="pyarrow", num_cpus=1,
+            .map_batches(encode_designs, batch_format="pyarrow", num_cpus=LIGHT_CPUS,
                          fn_kwargs={"lake_uri": cfg.lake_uri, "write_objects": cfg.generation.write_image_objects}) \
-            .write_parquet(out_path, filesystem=out_fs, min_rows_per_file=cfg.generation.rows_per_file)
+            .write_parquet(out_path, filesystem=out_fs, min_rows_per_file=cfg.generation.rows_per_file,
+                           ray_remote_args={"num_cpus": LIGHT_CPUS})
     finally:
         ctx.checkpoint_config = None
     summary.seconds = time.perf_counter() - started
     summary.pairs_total = pairs_total
-    summary.pairs_this_attempt = publish.dedupe_check(cfg.lake_uri, run_date).pairs - before
-    plan_faults = faults.planned()
+    summary.pairs_this_attempt = publish.dedupe_check(cfg.lake_uri, run_date, exclude=plan.superseded).pairs - before
     faults.fail_at(plan_faults, "generate.before_digests")
     # The digests incremental runs compare against are part of the run's commit: written first, then named (with
     # their checksum) in the manifest, so a run is published with its digests or not at all.
-    designed = users if not cfg.generation.pairs_uri else \
-        read_id_list(cfg.generation.pairs_uri, ["user_id"]).group_by("user_id").aggregate([])
+    designed = users
     digests_uri = paths.work(run_date, DIGESTS_FILE)
     storage.write_table(designed_digests(previous_digests(cfg.lake_uri, run_date), digests, designed), digests_uri)
     faults.fail_at(plan_faults, "generate.before_publish")
     publish.publish_run(cfg.lake_uri, run_date, model_version=model_version, config=cfg,
-                        attachments={DIGESTS_ATTACHMENT: digests_uri})
+                        attachments={DIGESTS_ATTACHMENT: digests_uri}, replacing=plan.superseded)
+    faults.fail_at(plan_faults, "generate.after_publish")
     return summarise(summary, cfg, run_date)

@@ -34,8 +34,9 @@ def user_digests(theta: np.ndarray, user_ids: np.ndarray) -> pa.Table:
     return pa.table({"user_id": pa.array(user_ids.astype(str)), "theta_digest": pa.array(digests)})
 
 
-def read_id_list(uri: str, columns: list[str]) -> pa.Table:
-    """A Parquet or CSV file with the given columns, as strings."""
+def read_id_list(uri: str, columns: list[str]) -> tuple[pa.Table, int]:
+    """(the distinct rows of a Parquet or CSV file's `columns`, as strings; how many duplicate rows were dropped).
+    A listed id twice would be designed twice and make the date unpublishable; a null id is an error."""
     if uri.endswith(".csv"):
         import pyarrow.csv as pacsv
 
@@ -45,7 +46,16 @@ def read_id_list(uri: str, columns: list[str]) -> pa.Table:
     missing = [c for c in columns if c not in table.column_names]
     if missing:
         raise GenerationError(f"{uri!r} has no column(s) {missing}: it must list {columns}")
-    return pa.table({c: pc.cast(table.column(c), pa.string()) for c in columns})
+    for c in columns:
+        nulls = table.column(c).null_count
+        if nulls:
+            raise GenerationError(f"{uri!r} has {nulls} row(s) with an empty {c}: every row must name one")
+    ids = pa.table({c: pc.cast(table.column(c), pa.string()) for c in columns})
+    distinct = ids.group_by(columns, use_threads=False).aggregate([])
+    dropped = ids.num_rows - distinct.num_rows
+    if dropped:
+        log.warning("%s lists %d duplicate row(s): each is designed once", uri, dropped)
+    return distinct.select(columns), dropped
 
 
 def previous_digests(lake_uri: str, run_date: str) -> pa.Table | None:
@@ -87,7 +97,8 @@ def select_users(cfg: Config, run_date: str, digests: pa.Table) -> tuple[pa.Tabl
 def _selected_users(cfg: Config, run_date: str, digests: pa.Table) -> tuple[pa.Table, str]:
     g = cfg.generation
     if g.users_uri:
-        return read_id_list(g.users_uri, ["user_id"]), f"users listed in {g.users_uri}"
+        users, dropped = read_id_list(g.users_uri, ["user_id"])
+        return users, f"users listed in {g.users_uri}" + (f" ({dropped} duplicate rows dropped)" if dropped else "")
     if g.incremental:
         before = previous_digests(cfg.lake_uri, run_date)
         if before is None:
@@ -114,8 +125,10 @@ def _listed_pairs(batch: pa.Table) -> pa.Table:
                     schema=PAIRS_SCHEMA)
 
 
-def write_pairs(cfg: Config, run_date: str, users: pa.Table, categories: list[str]) -> str:
-    """Write the run's pair manifest with Ray Data, once (a `_DONE` marker makes it reusable); returns its URI."""
+def write_pairs(cfg: Config, run_date: str, users: pa.Table, categories: list[str],
+                listed: pa.Table | None = None) -> str:
+    """Write the run's pair manifest with Ray Data, once (a `_DONE` marker makes it reusable); returns its URI.
+    The pairs are `listed` (user_id, category) when given, else every user crossed with every category."""
     import ray.data
 
     work = LakePaths(cfg.lake_uri).work(run_date)
@@ -124,8 +137,7 @@ def write_pairs(cfg: Config, run_date: str, users: pa.Table, categories: list[st
     if storage.exists(done):
         return pairs_uri
     storage.delete(pairs_uri)  # half-written by a crash
-    if cfg.generation.pairs_uri:
-        listed = read_id_list(cfg.generation.pairs_uri, ["user_id", "category"])
+    if listed is not None:
         source = storage.join(work, "listed_pairs.parquet")
         storage.write_table(listed, source)
         fn, kwargs = _listed_pairs, {}

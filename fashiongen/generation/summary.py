@@ -28,6 +28,7 @@ class RunSummary:
     pairs_this_attempt: int = 0
     seconds: float = 0.0
     failure_reasons: dict[str, int] = field(default_factory=dict)
+    plan: str = ""  # which users and why (with any duplicate rows dropped from a listed input)
     lift: dict[str, float] = field(default_factory=dict)
     oracle_lift: dict[str, float] = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
@@ -39,6 +40,7 @@ class RunSummary:
     def to_markdown(self) -> str:
         lines = [f"### Designs run {self.run_date} ({self.action})", "",
                  f"- output: `{self.run_uri}`",
+                 *([f"- plan: {self.plan}"] if self.plan else []),
                  f"- pairs: {self.pairs_done} done, {self.pairs_failed} failed, {self.pairs_total} planned; "
                  f"{self.pairs_this_attempt} designed now in {self.seconds:.1f} s ({self.pairs_per_second:.2f} pairs/s)"]
         for reason, n in sorted(self.failure_reasons.items()):

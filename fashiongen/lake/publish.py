@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import metadata
@@ -57,6 +57,7 @@ class RunPlan:
     checkpoint_uri: str
     images_uri: str
     reason: str
+    superseded: tuple[str, ...] = ()  # force on a complete run: its files, kept (and read) until the new commit
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,14 @@ def _list_files(uri: str) -> list[str]:
     except OSError as exc:
         raise storage.StorageError(f"cannot list {uri!r}: {exc} (check the lake URI and credentials)") from None
     return sorted(i.path[len(base) + 1:] for i in infos if i.type == pafs.FileType.File)
+
+
+def _manifest_files(lake_uri: str, run_date: str) -> list[str]:
+    """The files the committed manifest of a run lists ([] when it is not a fashiongen manifest)."""
+    try:
+        return list(json.loads(storage.read_bytes(LakePaths(lake_uri).manifest(run_date))).get("files", []))
+    except (ValueError, AttributeError):
+        return []
 
 
 def data_files(lake_uri: str, run_date: str) -> list[str]:
@@ -113,15 +122,25 @@ def prepare_run(lake_uri: str, run_date: str, force: bool = False) -> RunPlan:
     validate_run_date(run_date)
     status = run_status(lake_uri, run_date)
 
-    def plan(action: Literal["skip", "resume", "start"], reason: str) -> RunPlan:
-        log.info("designs run %s: %s (%s)", run_date, action, reason)
-        paths = LakePaths(lake_uri)
-        return RunPlan(action, status, run_date, paths.run(run_date), paths.checkpoint(run_date),
-                       paths.images_run(run_date), reason)
+    paths = LakePaths(lake_uri)
 
-    if force and status != RunStatus.ABSENT:
+    def plan(action: Literal["skip", "resume", "start"], reason: str, superseded: tuple[str, ...] = ()) -> RunPlan:
+        log.info("designs run %s: %s (%s)", run_date, action, reason)
+        return RunPlan(action, status, run_date, paths.run(run_date), paths.checkpoint(run_date),
+                       paths.images_run(run_date), reason, superseded)
+
+    if force and status == RunStatus.COMPLETE:
+        # Replace, never wipe first: the published files and manifest stay (readers keep reading them) while the
+        # new files are written beside them; publish_run swaps the manifest, then deletes the old files.
+        kept = tuple(_manifest_files(lake_uri, run_date))
+        for name in data_files(lake_uri, run_date):
+            if name not in kept:  # a force attempt that crashed before its commit
+                storage.delete(storage.join(paths.run(run_date), name))
+        storage.delete(paths.checkpoint(run_date))
+        return plan("start", "force: recomputing beside the published run, swapped in at the commit", kept)
+    if force and status == RunStatus.PARTIAL:
         wipe_run(lake_uri, run_date)
-        return plan("start", f"force: wiped the {status} run")
+        return plan("start", "force: wiped the partial run")
     if status == RunStatus.COMPLETE:
         storage.delete(LakePaths(lake_uri).checkpoint(run_date))  # left over if a crash hit between commit and cleanup
         return plan("skip", "already complete; pass force=true to recompute")
@@ -177,9 +196,10 @@ def _report(keys: pa.Table, files: int) -> DedupeReport:
                         designs=designs, files=files)
 
 
-def dedupe_check(lake_uri: str, run_date: str) -> DedupeReport:
-    """Count rows, unique pair_ids and unique (pair_id, rank) over one run's data files, committed or not."""
-    files = data_files(lake_uri, run_date)
+def dedupe_check(lake_uri: str, run_date: str, exclude: Sequence[str] = ()) -> DedupeReport:
+    """Count rows, unique pair_ids and unique (pair_id, rank) over one run's data files, committed or not
+    (less `exclude`: the files of a published run being replaced)."""
+    files = [f for f in data_files(lake_uri, run_date) if f not in set(exclude)]
     if not files:
         return DedupeReport(rows=0, pairs=0, designs=0, files=0)
     return _report(_dataset(lake_uri, run_date, files).to_table(columns=["pair_id", "rank"]), len(files))
@@ -210,16 +230,19 @@ def _package_version() -> str:
 
 
 def publish_run(lake_uri: str, run_date: str, *, model_version: str,
-                config: Any | Mapping[str, Any] | None = None, attachments: Mapping[str, str] | None = None) -> dict:
+                config: Any | Mapping[str, Any] | None = None, attachments: Mapping[str, str] | None = None,
+                replacing: Sequence[str] = ()) -> dict:
     """Verify a written run and commit it: the `_SUCCESS` manifest is the last object written (atomically), then
     the run's checkpoint is deleted. `attachments` (name -> URI under the lake, written before) are committed with
     the run: the manifest names each with its size and SHA-256, and `reader.read_attachment` checks them. Raises
     LakeError (and writes nothing) when the run is empty, already committed, has files off the schema, rows of
-    another date or model_version, duplicate (pair_id, rank) rows, or an attachment missing or outside the lake."""
+    another date or model_version, duplicate (pair_id, rank) rows, or an attachment missing or outside the lake.
+    `replacing`: the files of the published run this commit replaces (RunPlan.superseded); the new manifest is
+    written over the old one in one atomic put, then those files are deleted."""
     validate_run_date(run_date)
-    if storage.exists(LakePaths(lake_uri).manifest(run_date)):
+    if storage.exists(LakePaths(lake_uri).manifest(run_date)) and not replacing:
         raise LakeError(f"run {run_date} in {lake_uri!r} is already published; rerun with force=true to replace it")
-    files = data_files(lake_uri, run_date)
+    files = [f for f in data_files(lake_uri, run_date) if f not in set(replacing)]
     if not files:
         raise LakeError(f"run {run_date} in {lake_uri!r} has no Parquet files under {LakePaths(lake_uri).run(run_date)}; "
                         "nothing to publish")
@@ -252,6 +275,8 @@ def publish_run(lake_uri: str, run_date: str, *, model_version: str,
         "attachments": {name: _attachment(lake_uri, uri) for name, uri in (attachments or {}).items()},
     }
     storage.write_bytes(LakePaths(lake_uri).manifest(run_date), json.dumps(manifest, indent=1).encode())
+    for name in replacing:
+        storage.delete(storage.join(LakePaths(lake_uri).run(run_date), name))
     storage.delete(LakePaths(lake_uri).checkpoint(run_date))
     log.info("published designs run %s: %d rows, %d pairs, %d files", run_date, report.rows, report.pairs, len(files))
     return manifest

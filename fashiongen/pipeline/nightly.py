@@ -103,7 +103,6 @@ def run_nightly(cfg: Config, force: bool = False, ray_address: str | None = None
     from fashiongen.generation.job import run_generation
     from fashiongen.lake import publish
     from fashiongen.lake.layout import today_utc, validate_run_date
-    from fashiongen.runtime import ensure_ray
 
     run_date = validate_run_date(cfg.run_date or today_utc())
     if publish.run_status(cfg.lake_uri, run_date) == publish.RunStatus.COMPLETE and not force:
@@ -116,5 +115,5 @@ def run_nightly(cfg: Config, force: bool = False, ray_address: str | None = None
           f"{report['validation_auc_after']:.4f}; quarantined: {report['quarantined'] or 'none'}")
     print(f"model: {report['model_uri']} (model_version {report['model_version']})")
     generation = dataclasses.replace(cfg.generation, recommender_uri=report["model_uri"], incremental=True)
-    ensure_ray(ray_address)
-    return run_generation(dataclasses.replace(cfg, run_date=run_date, generation=generation), force=force)
+    return run_generation(dataclasses.replace(cfg, run_date=run_date, generation=generation), force=force,
+                          ray_address=ray_address)

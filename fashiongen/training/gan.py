@@ -32,7 +32,7 @@ from fashiongen.data.contract import read_meta
 from fashiongen.data.images import decode_image, encode_png, from_tensor_range
 from fashiongen.models.contract import save_checkpoint
 from fashiongen.lake.paths import LakePaths
-from fashiongen.models.gan import ConditionalLSGAN, arch_spec, d_loss_fn, ema_update, g_loss_fn, one_hot
+from fashiongen.models.gan import ConditionalLSGAN, GanConfigError, arch_spec, d_loss_fn, ema_update, g_loss_fn, one_hot
 from fashiongen.runtime import ensure_ray
 from fashiongen.training.ray_train import final_state, resumed_state, run_config, save_and_report
 
@@ -228,7 +228,13 @@ def train_gan(cfg: Config, catalogue_uri: str | None = None, ray_address: str | 
     from ray.train.torch import TorchTrainer
 
     catalogue_uri = catalogue_uri or cfg.data.catalogue_uri
-    settings = resolve_settings(cfg.gan, read_meta(catalogue_uri))
+    meta = read_meta(catalogue_uri)
+    settings = resolve_settings(cfg.gan, meta)
+    per_worker = meta["counts"]["items"] // cfg.train.num_workers
+    if per_worker < settings.batch_size:  # batches are full (drop_last): no step would ever be taken
+        raise GanConfigError(f"{catalogue_uri} has {meta['counts']['items']} images, {per_worker} per worker: fewer "
+                             f"than one batch of gan.batch_size={settings.batch_size}, so the GAN would train no "
+                             "step. Lower gan.batch_size or train.num_workers")
     ensure_ray(ray_address)
     run_name = cfg.train.run_name or default_run_name(catalogue_uri, settings)
     paths = LakePaths.of(cfg)
@@ -242,6 +248,9 @@ def train_gan(cfg: Config, catalogue_uri: str | None = None, ray_address: str | 
     )
     result = trainer.fit()
     state = final_state(result, f"GAN run {run_name!r} under {cfg.train.storage_path!r}", "gan.epochs")
+    if not (result.metrics or {}).get("images"):
+        raise GanConfigError(f"GAN run {run_name!r} took no optimisation step in its last epoch: the generator was "
+                             "not saved (check gan.batch_size against the catalogue's size)")
     model = ConditionalLSGAN(**settings.model_config())
     use_ema = settings.ema_decay > 0 and bool(state["ema"])
     model.generator.load_state_dict(state["ema"] if use_ema else state["generator"])

@@ -36,6 +36,7 @@ import torch
 from fashiongen import faults
 from fashiongen.config import Config, RecommenderConfig, from_dict, to_dict
 from fashiongen.data.contract import Catalogue, load_catalogue, read_meta
+from fashiongen.errors import FashiongenError
 from fashiongen.evaluation.auc import held_out, sampled_auc
 from fashiongen.lake.paths import LakePaths
 from fashiongen.models.bpr import TrainSet, sample_triples
@@ -174,6 +175,9 @@ def _train_distributed(cfg: Config, catalogue_uri: str, catalogue: Catalogue) ->
     result = trainer.fit()
     seconds = time.perf_counter() - began
     state = final_state(result, f"recommender run {run_name!r}", "recommender.epochs")
+    if not sum(m.get("triples", 0) for m in state["history"]):
+        raise FashiongenError(f"recommender run {run_name!r} trained on no triple: the model was not saved (does the "
+                              f"catalogue {catalogue_uri} have training interactions?)")
     model = recommender_class(rec.model).from_config(rec)
     model.build_for(catalogue)
     model.network().load_state_dict(state["net"])

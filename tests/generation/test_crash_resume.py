@@ -1,0 +1,113 @@
+"""`fashiongen generate` killed with SIGKILL at every stage of a run, on a 2-CPU Ray (the reference machine), then
+rerun: no reader ever sees a partial run, each resume finishes (Ray Data's checkpoint filter takes a CPU of its
+own: the pool is sized so it cannot starve the read and write tasks), and the date holds each pair exactly once."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fashiongen.config import load_config
+from fashiongen.lake import publish, reader
+from fashiongen.lake.paths import LakePaths
+
+FMNIST = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (FMNIST / "t10k-images-idx3-ubyte.gz").exists(),
+                                 reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")]
+NUM_USERS, TOP_K, DATE = 12, 2, "2026-11-26"
+# The driver joins a local Ray of exactly 2 CPUs, whatever the machine has, then runs the CLI.
+DRIVER = ("import sys, ray; ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False); "
+          "from fashiongen.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A simulated catalogue, untrained-but-real DVBPR and LSGAN checkpoints, and the generate command line."""
+    from fashiongen.data.contract import load_catalogue
+    from fashiongen.data.prepare import prepare_catalogue
+    from fashiongen.models.dvbpr import DVBPR
+    from fashiongen.models.gan import ConditionalLSGAN
+
+    base = tmp_path_factory.mktemp("crash")
+    cfg = load_config(None, [f"data.catalogue_uri={base}/catalogue", "data.max_items=300",
+                             f"simulation.num_users={NUM_USERS}", "recommender.k=8"])
+    prepare_catalogue(cfg)
+    catalogue = load_catalogue(cfg.data.catalogue_uri)
+    rec = DVBPR.from_config(cfg.recommender)
+    rec.build_for(catalogue)
+    rec.index_catalogue(catalogue.images)
+    rec.save(str(base / "dvbpr.pt"))
+    ConditionalLSGAN("small", 8, catalogue.categories, (1, 28, 28)).save(str(base / "generator.pt"))
+    lake = str(base / "lake")
+    args = ["generate", f"lake_uri={lake}", f"data.catalogue_uri={cfg.data.catalogue_uri}", f"run_date={DATE}",
+            f"generation.recommender_uri={base / 'dvbpr.pt'}", f"generation.generator_uri={base / 'generator.pt'}",
+            "design.restarts=8", "design.steps=40", f"design.top_k={TOP_K}", "design.batch_pairs=4",
+            "generation.pairs_per_block=4", "generation.rows_per_file=8"]
+    return lake, args, NUM_USERS * len(catalogue.categories)
+
+
+def _start(args: list[str], fault: str = "") -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
+    env.pop("RAY_ADDRESS", None)
+    env.pop("FASHIONGEN_FAULTS", None)
+    if fault:
+        env["FASHIONGEN_FAULTS"] = fault
+    return subprocess.Popen([sys.executable, "-c", DRIVER, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _finish(process: subprocess.Popen, timeout: float = 420) -> tuple[int, str]:
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, _ = process.communicate()
+        pytest.fail(f"the run hung for {timeout:.0f} s (a resume that never finishes):\n{out[-3000:]}")
+    return process.returncode, out
+
+
+def _written(lake: str) -> publish.DedupeReport:
+    return publish.dedupe_check(lake, DATE)
+
+
+def test_killed_at_every_stage_then_rerun_publishes_each_pair_exactly_once(setup):
+    lake, args, pairs = setup
+
+    code, out = _finish(_start(args, "generate.before_pipeline=kill"))  # 1. before any design is written
+    assert code == -signal.SIGKILL, out[-2000:]
+    assert reader.list_complete_runs(lake) == [] and _written(lake).rows == 0
+
+    process = _start(args)  # 2. mid-write: kill -9 from outside once the first designs file lands
+    run = Path(LakePaths(lake).run(DATE))
+    deadline = time.monotonic() + 400
+    while process.poll() is None and time.monotonic() < deadline and not list(run.glob("*.parquet")):
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    code, out = _finish(process)
+    assert code == -signal.SIGKILL, out[-2000:]
+    mid = _written(lake)
+    assert 0 < mid.pairs < pairs and mid.duplicate_rows == 0, (mid, pairs)
+    assert reader.list_complete_runs(lake) == []  # readers never list the partial run
+
+    code, out = _finish(_start(args, "generate.before_publish=kill"))  # 3. resume, killed before the commit
+    assert code == -signal.SIGKILL, out[-2000:]
+    full = _written(lake)
+    assert full.pairs == pairs and full.duplicate_rows == 0 and reader.list_complete_runs(lake) == []
+
+    code, out = _finish(_start(args, "generate.after_publish=kill"))  # 4. resume: commit, then killed
+    assert code == -signal.SIGKILL, out[-2000:]
+    assert reader.list_complete_runs(lake) == [DATE]
+    manifest = reader.read_manifest(lake, DATE)
+    assert manifest["pairs"] == pairs and manifest["rows"] == pairs * TOP_K
+
+    code, out = _finish(_start(args))  # 5. the published date is a no-op
+    assert code == 0, out[-2000:]
+    assert "(skip)" in out and reader.read_manifest(lake, DATE) == manifest
+    table = reader.read_run(lake, DATE, columns=["pair_id", "rank"])
+    assert table.num_rows == pairs * TOP_K and len(set(table.column("pair_id").to_pylist())) == pairs
