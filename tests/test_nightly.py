@@ -17,6 +17,7 @@ import pytest
 from fashiongen import storage
 from fashiongen.config import load_config
 from fashiongen.lake import reader
+from fashiongen.lake.paths import LakePaths
 
 REPO = Path(__file__).resolve().parents[1]
 FMNIST = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
