@@ -10,8 +10,8 @@ import pytest
 from fashiongen import storage
 from fashiongen.cli import main
 from fashiongen.lake import reader
+from fixtures import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 FMNIST = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 pytestmark = pytest.mark.skipif(not (FMNIST / "t10k-images-idx3-ubyte.gz").exists(),
                                 reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")

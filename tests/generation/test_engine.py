@@ -13,6 +13,7 @@ from fashiongen.generation.engine import (EngineError, PreferenceEngine, categor
                                           initial_latents)
 from fashiongen.lake.layout import make_pair_id
 from fashiongen.models.contract import ConditionalGenerator, Recommender, register_recommender
+from fixtures import REPO
 
 torch.set_num_threads(1)
 
@@ -278,9 +279,8 @@ def test_category_mapping():
 
 def test_gpu_benchmark_smoke_mode_runs_on_cpu(capsys):
     import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "bench" / "engine_gpu.py"
+    path = REPO / "bench" / "engine_gpu.py"
     spec = importlib.util.spec_from_file_location("engine_gpu_bench", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

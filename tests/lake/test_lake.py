@@ -6,36 +6,20 @@ import os
 import re
 import uuid
 
-import numpy as np
 import pyarrow as pa
 import pytest
 
 from fashiongen import storage
-from fashiongen.data.images import decode_image, encode_png
+from fashiongen.data.images import decode_image
 from fashiongen.lake import (DESIGNS_SCHEMA, LakeError, RunStatus, checkpoint_uri, complete_run_files, config_digest,
                              dedupe_check, design_key, designs_for_user, duckdb_connect, image_uri, images_run_uri,
                              latest_complete_run, list_complete_runs, make_pair_id, manifest_uri, polars_storage_options,
                              prepare_run, publish_run, read_manifest, read_run, run_status, run_uri, validate_run_date,
                              write_designs)
+from fixtures import fake_designs, write_complete
 
 D1, D2 = "2026-08-19", "2026-08-20"
 HOSTILE_IDS = ["../../etc", "a/b", "..", "/abs/path", "ünïcødé/東京", "x" * 5000, "a\\b", "nul\x00byte", "run_date=1999-01-01"]
-
-
-def fake_designs(run_date: str, users: list[str], categories=("Dress", "Shirt"), top_k: int = 2,
-                 model_version: str = "m1") -> pa.Table:
-    rows = []
-    rng = np.random.default_rng(0)
-    for u in users:
-        for c in categories:
-            for rank in range(1, top_k + 1):
-                png = encode_png(rng.integers(0, 256, (1, 4, 4, 1), dtype=np.uint8)[0])
-                rows.append({"run_date": run_date, "model_version": model_version, "pair_id": make_pair_id(u, c),
-                             "user_id": u, "category": c, "rank": rank, "score": float(10 - rank), "realism": 0.5,
-                             "latent": [0.1, -0.2, 0.3], "image_png": png, "image_uri": None,
-                             "dataset_top_item_ids": ["i1", "i2"], "dataset_top_scores": [1.0, 0.5],
-                             "lift": 2.0, "oracle_score": None, "dataset_oracle_scores": None})
-    return pa.Table.from_pylist(rows, schema=DESIGNS_SCHEMA)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -44,12 +28,6 @@ def lake(request, tmp_path) -> str:
         request.getfixturevalue("s3_server")
         return f"s3://lake/{uuid.uuid4().hex[:12]}"
     return str(tmp_path / "lake")
-
-
-def write_complete(lake: str, run_date: str, users: list[str], model_version: str = "m1") -> dict:
-    write_designs(fake_designs(run_date, users[: len(users) // 2], model_version=model_version), lake, run_date)
-    write_designs(fake_designs(run_date, users[len(users) // 2:], model_version=model_version), lake, run_date)
-    return publish_run(lake, run_date, model_version=model_version, config={"generation": {"steps": 10}})
 
 
 # --- contract and keys -------------------------------------------------------------------------------------
