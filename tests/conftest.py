@@ -1,4 +1,5 @@
-"""Shared fixtures: a real moto S3 server on 127.0.0.1, a local Ray, tiny catalogues."""
+"""Shared fixtures: a real moto S3 server on 127.0.0.1, a local Ray, tiny catalogues built once per session.
+The builders behind them are plain functions in tests/fixtures.py."""
 from __future__ import annotations
 
 import logging
@@ -48,3 +49,27 @@ def ray_local(s3_server):
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", **env}})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def shared_catalogue(tmp_path_factory):
+    """shared_catalogue(builder=planted_catalogue, **settings) -> the URI of a catalogue that a tests/fixtures.py
+    builder wrote with those settings, built once per session and shared by every test asking for the same one.
+    Read-only: a test that changes a catalogue builds its own with the builder itself."""
+    import inspect
+
+    from fixtures import planted_catalogue  # not at the top: OMP_NUM_THREADS above must come before numpy
+
+    built: dict[tuple, str] = {}
+
+    def make(builder=planted_catalogue, **settings) -> str:
+        bound = inspect.signature(builder).bind("", **settings)
+        bound.apply_defaults()  # planted_catalogue() and planted_catalogue(num_items=120) are one catalogue
+        key = (builder.__name__, tuple(sorted((k, v) for k, v in bound.arguments.items() if k != "uri")))
+        if key not in built:
+            uri = str(tmp_path_factory.mktemp(builder.__name__) / "catalogue")
+            builder(uri, **settings)
+            built[key] = uri
+        return built[key]
+
+    return make

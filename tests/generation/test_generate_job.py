@@ -1,7 +1,6 @@
 """The personalised-catalogue job end to end: real Ray Data, real moto S3, real (tiny) DVBPR and LSGAN."""
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -12,33 +11,20 @@ import pytest
 from fashiongen import storage
 from fashiongen.config import load_config
 from fashiongen.lake import layout, publish, reader
+from fixtures import fmnist_catalogue_with_models, needs_fmnist
 
-FMNIST = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
-pytestmark = pytest.mark.skipif(not (FMNIST / "t10k-images-idx3-ubyte.gz").exists(),
-                                reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")
+pytestmark = needs_fmnist
 NUM_USERS, TOP_K = 8, 2
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """A simulated Fashion-MNIST catalogue (local) and untrained-but-real DVBPR and LSGAN checkpoints."""
-    from fashiongen.data.contract import load_catalogue
-    from fashiongen.data.prepare import prepare_catalogue
-    from fashiongen.models.dvbpr import DVBPR
-    from fashiongen.models.gan import ConditionalLSGAN
-
     base = tmp_path_factory.mktemp("gen")
     cfg = load_config(None, [f"data.catalogue_uri={base}/catalogue", "data.max_items=300",
                              f"simulation.num_users={NUM_USERS}", "recommender.k=8"])
-    prepare_catalogue(cfg)
-    catalogue = load_catalogue(cfg.data.catalogue_uri)
-    rec = DVBPR.for_catalogue(catalogue, cfg.recommender)
-    rec.index_catalogue(catalogue.images)
-    rec_uri = str(base / "models" / "dvbpr.pt")
-    rec.save(rec_uri)
-    gan = ConditionalLSGAN("small", 8, catalogue.categories, (1, 28, 28))
-    gan_uri = str(base / "models" / "generator.pt")
-    gan.save(gan_uri)
+    rec_uri, gan_uri = str(base / "models" / "dvbpr.pt"), str(base / "models" / "generator.pt")
+    catalogue = fmnist_catalogue_with_models(cfg, rec_uri, gan_uri)
     return {"catalogue_uri": cfg.data.catalogue_uri, "rec_uri": rec_uri, "gan_uri": gan_uri,
             "categories": catalogue.categories, "user_ids": list(catalogue.user_ids)}
 

@@ -2,19 +2,12 @@
 reuses what exists (the published run date is a no-op)."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import pytest
-
 from fashiongen import storage
 from fashiongen.cli import main
 from fashiongen.lake import reader
-from fixtures import REPO
+from fixtures import REPO, needs_fmnist
 
-FMNIST = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
-pytestmark = pytest.mark.skipif(not (FMNIST / "t10k-images-idx3-ubyte.gz").exists(),
-                                reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")
+pytestmark = needs_fmnist
 
 
 def test_demo_runs_the_pipeline_and_a_rerun_reuses_it(ray_local, tmp_path, capsys):

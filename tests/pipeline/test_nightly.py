@@ -17,11 +17,9 @@ import pytest
 from fashiongen import storage
 from fashiongen.config import load_config
 from fashiongen.lake import reader
-from fixtures import REPO
+from fixtures import REPO, fmnist_catalogue_with_models, needs_fmnist
 
-FMNIST = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
-pytestmark = pytest.mark.skipif(not (FMNIST / "t10k-images-idx3-ubyte.gz").exists(),
-                                reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")
+pytestmark = needs_fmnist
 NUM_USERS = 6
 DAY1, DAY2 = "2026-11-25", "2026-11-26"
 
@@ -36,10 +34,6 @@ def _free_port() -> int:
 def lake(tmp_path_factory):
     """A simulated Fashion-MNIST catalogue and real (untrained) DVBPR + LSGAN where training would put them."""
     from fashiongen.config import generator_model_uri, recommender_model_uri
-    from fashiongen.data.contract import load_catalogue
-    from fashiongen.data.prepare import prepare_catalogue
-    from fashiongen.models.dvbpr import DVBPR
-    from fashiongen.models.gan import ConditionalLSGAN
 
     root = tmp_path_factory.mktemp("nightly")
     overrides = [f"lake_uri={root}/lake", f"data.catalogue_uri={root}/lake/catalogue", "data.max_items=300",
@@ -47,12 +41,7 @@ def lake(tmp_path_factory):
                  "generation.steps=2", "generation.top_k=2", "generation.batch_pairs=16", "nightly.refresh_steps=20",
                  "nightly.max_auc_drop=1"]
     cfg = load_config(None, overrides)
-    prepare_catalogue(cfg)
-    catalogue = load_catalogue(cfg.data.catalogue_uri)
-    rec = DVBPR.for_catalogue(catalogue, cfg.recommender)
-    rec.index_catalogue(catalogue.images)
-    rec.save(recommender_model_uri(cfg))
-    ConditionalLSGAN("small", 8, catalogue.categories, (1, 28, 28)).save(generator_model_uri(cfg))
+    catalogue = fmnist_catalogue_with_models(cfg, recommender_model_uri(cfg), generator_model_uri(cfg))
     return cfg, overrides, list(catalogue.user_ids)
 
 
