@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import pytest
 
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _ray_running() -> bool:
+    ray = sys.modules.get("ray")  # not imported = not running: the check costs nothing in the fast tests
+    return bool(ray is not None and ray.is_initialized())
+
+
+@pytest.fixture(autouse=True)
+def _ray_only_in_slow_tests(request):
+    """`pytest -m "not slow"` is the fast inner loop: a test that starts Ray in this process must be marked slow."""
+    running = _ray_running()
+    yield
+    if not running and _ray_running() and request.node.get_closest_marker("slow") is None:
+        pytest.fail(f"{request.node.nodeid} started Ray but is not marked @pytest.mark.slow", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,7 @@ def job_config(models, lake: str, *extra: str):
         "generation.rows_per_file=40", "generation.pairs_per_block=16", *extra])
 
 
+@pytest.mark.slow
 def test_end_to_end_on_s3_read_by_duckdb_and_polars_then_rerun_is_a_no_op(ray_local, s3_server, models):
     import duckdb
     import polars as pl
@@ -76,6 +77,7 @@ def test_end_to_end_on_s3_read_by_duckdb_and_polars_then_rerun_is_a_no_op(ray_lo
     assert publish.data_files(lake, "2026-11-26") == manifest["files"]
 
 
+@pytest.mark.slow
 def test_crash_halfway_then_rerun_gives_each_pair_exactly_once(ray_local, tmp_path, models):
     from fashiongen.generation.job import run_generation
 
@@ -95,6 +97,7 @@ def test_crash_halfway_then_rerun_gives_each_pair_exactly_once(ray_local, tmp_pa
     assert (report.pairs, report.rows, report.duplicate_rows) == (pairs, pairs * TOP_K, 0)
 
 
+@pytest.mark.slow
 def test_bad_pairs_are_reported_and_the_rest_publishes(ray_local, tmp_path, models):
     from fashiongen.generation.job import run_generation
 
@@ -113,6 +116,7 @@ def test_bad_pairs_are_reported_and_the_rest_publishes(ray_local, tmp_path, mode
     assert got == set(good)
 
 
+@pytest.mark.slow
 def test_incremental_designs_only_users_whose_vector_changed(ray_local, tmp_path, models):
     from fashiongen.generation.job import run_generation
     from fashiongen.models.contract import load_recommender

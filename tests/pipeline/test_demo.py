@@ -2,12 +2,14 @@
 reuses what exists (the published run date is a no-op)."""
 from __future__ import annotations
 
+import pytest
+
 from fashiongen import storage
 from fashiongen.cli import main
 from fashiongen.lake import reader
 from fixtures import REPO, needs_fmnist
 
-pytestmark = needs_fmnist
+pytestmark = [needs_fmnist, pytest.mark.slow]  # the whole pipeline, on a local Ray
 
 
 def test_demo_runs_the_pipeline_and_a_rerun_reuses_it(ray_local, tmp_path, capsys):

@@ -19,7 +19,7 @@ from fashiongen.config import load_config
 from fashiongen.lake import reader
 from fixtures import REPO, fmnist_catalogue_with_models, needs_fmnist
 
-pytestmark = needs_fmnist
+pytestmark = [needs_fmnist, pytest.mark.slow]  # `ray start --head` and four `ray job submit`s
 NUM_USERS = 6
 DAY1, DAY2 = "2026-11-25", "2026-11-26"
 

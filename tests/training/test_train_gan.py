@@ -19,6 +19,7 @@ def catalogue(shared_catalogue):
     return shared_catalogue(bar_catalogue, num_items=256)
 
 
+@pytest.mark.slow
 def test_two_workers_retry_after_injected_failure_then_resume_by_run_name(ray_local, catalogue, tmp_path, capsys):
     from fashiongen.training.gan import train_gan
 

@@ -21,6 +21,7 @@ def _cfg(tmp_path, *extra):
                               "recommender.batch_size=16", "recommender.lr=0.003", "recommender.eval_users=0", *extra])
 
 
+@pytest.mark.slow
 def test_two_workers_survive_injected_failure_and_rerun_resumes(ray_local, catalogue, tmp_path):
     from fashiongen.training.recommender import train_recommender
 
