@@ -1,13 +1,29 @@
-"""Shared fixtures: a real moto S3 server on 127.0.0.1, a local Ray, tiny catalogues."""
+"""Shared fixtures: a real moto S3 server on 127.0.0.1, a local Ray, tiny catalogues built once per session.
+The builders behind them are plain functions in tests/fixtures.py."""
 from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import pytest
 
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _ray_running() -> bool:
+    ray = sys.modules.get("ray")  # not imported = not running: the check costs nothing in the fast tests
+    return bool(ray is not None and ray.is_initialized())
+
+
+@pytest.fixture(autouse=True)
+def _ray_only_in_slow_tests(request):
+    """`pytest -m "not slow"` is the fast inner loop: a test that starts Ray in this process must be marked slow."""
+    running = _ray_running()
+    yield
+    if not running and _ray_running() and request.node.get_closest_marker("slow") is None:
+        pytest.fail(f"{request.node.nodeid} started Ray but is not marked @pytest.mark.slow", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +64,27 @@ def ray_local(s3_server):
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", **env}})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def shared_catalogue(tmp_path_factory):
+    """shared_catalogue(builder=planted_catalogue, **settings) -> the URI of a catalogue that a tests/fixtures.py
+    builder wrote with those settings, built once per session and shared by every test asking for the same one.
+    Read-only: a test that changes a catalogue builds its own with the builder itself."""
+    import inspect
+
+    from fixtures import planted_catalogue  # not at the top: OMP_NUM_THREADS above must come before numpy
+
+    built: dict[tuple, str] = {}
+
+    def make(builder=planted_catalogue, **settings) -> str:
+        bound = inspect.signature(builder).bind("", **settings)
+        bound.apply_defaults()  # planted_catalogue() and planted_catalogue(num_items=120) are one catalogue
+        key = (builder.__name__, tuple(sorted((k, v) for k, v in bound.arguments.items() if k != "uri")))
+        if key not in built:
+            uri = str(tmp_path_factory.mktemp(builder.__name__) / "catalogue")
+            builder(uri, **settings)
+            built[key] = uri
+        return built[key]
+
+    return make

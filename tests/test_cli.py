@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from fashiongen import cli
-from recommender_fixtures import planted_catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = sorted((ROOT / "jobs").glob("*.py"))
@@ -161,9 +160,8 @@ def test_missing_catalogue_says_run_prepare(command, tmp_path, capsys, no_ray):
 
 
 @pytest.mark.parametrize("command", ["export", "evaluate", "generate", "nightly"])
-def test_missing_model_says_train_first(command, tmp_path, capsys):
-    catalogue = tmp_path / "catalogue"
-    planted_catalogue(str(catalogue), num_items=20, num_users=6, per_user=4)
+def test_missing_model_says_train_first(command, tmp_path, capsys, shared_catalogue):
+    catalogue = shared_catalogue(num_items=20, num_users=6, per_user=4)
     code, _, err = run_cli(capsys, command, f"data.catalogue_uri={catalogue}", f"lake_uri={tmp_path / 'lake'}")
     assert code == 2
     assert err.startswith("error: ") and "fashiongen train-recommender" in err and "first" in err

@@ -12,7 +12,7 @@ import pytest
 
 from fashiongen import cli
 from fashiongen.lake import DESIGNS_SCHEMA, write_designs
-from test_lake import fake_designs, write_complete
+from fixtures import fake_designs, write_complete
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 D1, D2, PARTIAL = "2026-08-19", "2026-08-20", "2026-08-21"

@@ -6,34 +6,14 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from datagen_fixtures import blob_images
 from fashiongen.data.contract import (CatalogueError, Quarantine, leave_one_out, load_catalogue, validate_interactions,
                                       validate_items, write_catalogue)
 from fashiongen.data.images import encode_png
-
-
-def _items(n: int = 12, categories: int = 2) -> pa.Table:
-    images = blob_images(n)
-    return pa.table({"item_id": [f"i{k:02d}" for k in range(n)], "category": [f"c{k % categories}" for k in range(n)],
-                     "image_png": pa.array([encode_png(im) for im in images], pa.binary()),
-                     "width": pa.array([16] * n, pa.int32()), "height": pa.array([16] * n, pa.int32())})
-
-
-def _interactions(rows) -> pa.Table:
-    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "ts"])
-    frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
-    return pa.Table.from_pandas(frame, preserve_index=False)
-
-
-def _many_users(num_users: int = 40, per_user: int = 6, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    rows = [(f"u{u:02d}", f"i{i:02d}", int(rng.integers(0, 10**6)))
-            for u in range(num_users) for i in rng.choice(12, per_user, replace=False)]
-    return pd.DataFrame(rows, columns=["user_id", "item_id", "ts"])
+from fixtures import blob_items, interactions_table, random_interactions
 
 
 def test_validate_items_quarantines_corrupt_wrong_mode_and_size():
-    table = _items(6)
+    table = blob_items(6)
     pngs = table.column("image_png").to_pylist()
     pngs[1] = b"garbage"
     pngs[2] = encode_png(np.zeros((16, 16, 3), np.uint8))  # RGB among L
@@ -50,7 +30,7 @@ def test_validate_items_quarantines_corrupt_wrong_mode_and_size():
 
 
 def test_validate_items_rejects_bad_ids_and_categories():
-    table = _items(4)
+    table = blob_items(4)
     dup = table.set_column(0, "item_id", pa.array(["a", "b", "a", "c"]))
     with pytest.raises(CatalogueError, match="duplicate item_id 'a'"):
         validate_items(dup, Quarantine())
@@ -65,7 +45,7 @@ def test_validate_items_rejects_bad_ids_and_categories():
 def test_validate_interactions_quarantines_unknown_duplicate_and_short_users():
     rows = [("a", "i00", 5), ("a", "i01", 2), ("a", "i01", 1), ("a", "i02", 3), ("a", "zz", 4), ("b", "i00", 1)]
     q = Quarantine()
-    clean = validate_interactions(_interactions(rows), {"i00", "i01", "i02"}, q)
+    clean = validate_interactions(interactions_table(rows), {"i00", "i01", "i02"}, q)
     assert sorted(clean["item_id"]) == ["i00", "i01", "i02"]
     assert clean.loc[clean["item_id"] == "i01", "ts"].iloc[0].second == 1  # earliest duplicate kept
     assert q.counts() == {"interactions: unknown item_id": 1, "interactions: duplicate interaction": 1,
@@ -73,7 +53,7 @@ def test_validate_interactions_quarantines_unknown_duplicate_and_short_users():
 
 
 def test_split_one_validation_one_test_per_user_and_deterministic():
-    inter = _many_users()
+    inter = random_interactions()
     split = leave_one_out(inter, seed=3)
     counts = pd.crosstab(inter["user_id"], split)
     assert (counts["test"] == 1).all() and (counts["validation"] == 1).all() and (counts["train"] == 4).all()
@@ -83,11 +63,11 @@ def test_split_one_validation_one_test_per_user_and_deterministic():
     assert leave_one_out(shuffled, seed=3).sort_index().equals(split)  # independent of row order
 
 
-def test_written_catalogue_split_and_cold_items(tmp_path):
-    inter = _many_users(num_users=10, per_user=4)
+def test_written_catalogue_split_and_coldblob_items(tmp_path):
+    inter = random_interactions(num_users=10, per_user=4)
     table = pa.Table.from_pandas(inter.assign(ts=pd.to_datetime(inter["ts"], unit="s", utc=True)), preserve_index=False)
-    a = write_catalogue(str(tmp_path / "a"), _items(), table, {"source": "t"}, split_seed=5, cold_threshold=3)
-    b = write_catalogue(str(tmp_path / "b"), _items(), table.take(np.arange(table.num_rows)[::-1]), {"source": "t"},
+    a = write_catalogue(str(tmp_path / "a"), blob_items(), table, {"source": "t"}, split_seed=5, cold_threshold=3)
+    b = write_catalogue(str(tmp_path / "b"), blob_items(), table.take(np.arange(table.num_rows)[::-1]), {"source": "t"},
                         split_seed=5, cold_threshold=3)
     sa = pd.read_parquet(tmp_path / "a" / "split.parquet").sort_values(["user_id", "item_id"]).reset_index(drop=True)
     sb = pd.read_parquet(tmp_path / "b" / "split.parquet").sort_values(["user_id", "item_id"]).reset_index(drop=True)
@@ -105,12 +85,12 @@ def test_fixed_split_is_kept_and_checked(tmp_path):
     rows = [("a", "i00", 1), ("a", "i01", 2), ("a", "i02", 3), ("a", "i03", 4)]
     fixed = pa.table({"user_id": ["a"] * 4, "item_id": ["i00", "i01", "i02", "i03"],
                       "split": ["train", "train", "validation", "test"]})
-    write_catalogue(str(tmp_path / "c"), _items(), _interactions(rows), {"source": "t"}, fixed_split=fixed)
+    write_catalogue(str(tmp_path / "c"), blob_items(), interactions_table(rows), {"source": "t"}, fixed_split=fixed)
     catalogue = load_catalogue(str(tmp_path / "c"))
     assert catalogue.item_ids[catalogue.test_item[0]] == "i03"
     bad = fixed.set_column(2, "split", pa.array(["train", "train", "valid", "test"]))
     with pytest.raises(CatalogueError, match="'valid'"):
-        write_catalogue(str(tmp_path / "d"), _items(), _interactions(rows), {"source": "t"}, fixed_split=bad)
+        write_catalogue(str(tmp_path / "d"), blob_items(), interactions_table(rows), {"source": "t"}, fixed_split=bad)
 
 
 def test_validate_interactions_quarantines_missing_and_future_timestamps():

@@ -17,8 +17,7 @@ from fashiongen.data.fashion_mnist import CLASSES, items_table, load_fashion_mni
 from fashiongen.data.folder import import_folder, import_images, read_interactions
 from fashiongen.data.images import decode_image
 from fashiongen.errors import FashiongenError
-
-FMNIST = "/usr/share/datasets/fashion-mnist"
+from fixtures import FMNIST, needs_fmnist
 
 
 def _write_idx(root: Path, train: int = 30, test: int = 10, images_bytes: int | None = None) -> None:
@@ -58,7 +57,7 @@ def test_stratified_subset_is_deterministic_and_balanced():
     assert set(np.bincount(labels[a], minlength=10)) <= {9, 10}
 
 
-@pytest.mark.skipif(not Path(FMNIST).is_dir(), reason="dataset-fashion-mnist not installed")
+@needs_fmnist
 def test_real_fashion_mnist():
     image_set = load_fashion_mnist(FMNIST)
     assert image_set.images.shape == (70000, 28, 28, 1)

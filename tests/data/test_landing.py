@@ -13,7 +13,7 @@ from fashiongen import storage
 from fashiongen.data.contract import INTERACTIONS_SCHEMA, Catalogue, Quarantine, load_catalogue
 from fashiongen.data.landing import Accepted, accept_landed, read_landed
 from fashiongen.lake.paths import LakePaths
-from tests.recommender_fixtures import planted_catalogue
+from fixtures import planted_catalogue
 
 DAY, NEXT = "2026-11-26", "2026-11-27"
 

@@ -5,16 +5,13 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from datagen_fixtures import blob_images
 from fashiongen import storage
 from fashiongen.cli import main
 from fashiongen.data.contract import load_catalogue, read_meta
 from fashiongen.data.oracle import load_truth
-
-FMNIST = "/usr/share/datasets/fashion-mnist"
+from fixtures import blob_images, needs_fmnist
 
 
 def _image_folder(root: Path, per_category: int = 30) -> Path:
@@ -64,7 +61,7 @@ def test_prepare_missing_fashion_mnist_dir(tmp_path, capsys):
     assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not Path(FMNIST).is_dir(), reason="dataset-fashion-mnist not installed")
+@needs_fmnist
 def test_prepare_fashion_mnist_to_s3_read_by_pyarrow_duckdb_polars(s3_server, capsys):
     import duckdb
     import polars as pl

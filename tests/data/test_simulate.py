@@ -2,26 +2,17 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from datagen_fixtures import blob_images
 from fashiongen.config import SimulationConfig
 from fashiongen.data.contract import CatalogueError, load_catalogue, write_catalogue
 from fashiongen.data.fashion_mnist import CLASSES, items_table, load_fashion_mnist, ImageSet
 from fashiongen.data.images import to_tensor_range
 from fashiongen.data.oracle import FEATURE_NAMES, load_truth, oracle_auc, oracle_features, write_truth
 from fashiongen.data.simulate import simulate_shoppers
-
-FMNIST = "/usr/share/datasets/fashion-mnist"
-needs_fmnist = pytest.mark.skipif(not Path(FMNIST).is_dir(), reason="dataset-fashion-mnist not installed")
-
-
-def _tiny_set(n: int = 120, categories: int = 3) -> ImageSet:
-    return ImageSet(item_ids=np.array([f"it{k:04d}" for k in range(n)]), images=blob_images(n),
-                    item_category=np.arange(n) % categories, categories=[f"c{k}" for k in range(categories)])
+from fixtures import FMNIST, blob_image_set, blob_images, needs_fmnist
 
 
 def _simulate(image_set: ImageSet, **overrides):
@@ -43,7 +34,7 @@ def test_oracle_features_are_fixed_pixel_statistics():
 
 
 def test_simulation_is_deterministic_and_seed_dependent():
-    image_set = _tiny_set()
+    image_set = blob_image_set()
     a, b = _simulate(image_set), _simulate(image_set)
     assert a.interactions.equals(b.interactions)
     assert np.array_equal(a.truth.style, b.truth.style)
@@ -52,7 +43,7 @@ def test_simulation_is_deterministic_and_seed_dependent():
 
 
 def test_activity_has_floor_heavy_tail_and_no_repeats():
-    sim = _simulate(_tiny_set(400), num_users=2000)
+    sim = _simulate(blob_image_set(400), num_users=2000)
     frame = sim.interactions.to_pandas()
     per_user = frame.groupby("user_id").size()
     assert len(per_user) == 2000 and per_user.min() >= 5
@@ -63,7 +54,7 @@ def test_activity_has_floor_heavy_tail_and_no_repeats():
 
 def test_picks_follow_true_utility():
     """Users pick items of their high-affinity categories and of high true utility."""
-    image_set = _tiny_set(300)
+    image_set = blob_image_set(300)
     sim = _simulate(image_set, num_users=400)
     frame = sim.interactions.to_pandas()
     u = np.searchsorted(sim.truth.user_ids, frame["user_id"].to_numpy())
@@ -75,7 +66,7 @@ def test_picks_follow_true_utility():
 
 def test_small_categories_cap_picks():
     """A category with fewer items than a user's picks there sends the rest elsewhere, never repeats."""
-    image_set = _tiny_set(40, categories=2)
+    image_set = blob_image_set(40, categories=2)
     image_set.item_category = np.where(np.arange(40) < 3, 0, 1)
     sim = _simulate(image_set, num_users=200, category_concentration=0.05, mean_extra_interactions=10.0)
     frame = sim.interactions.to_pandas()
@@ -85,13 +76,13 @@ def test_small_categories_cap_picks():
 
 def test_bad_simulation_settings_are_named():
     with pytest.raises(CatalogueError, match="min_interactions"):
-        _simulate(_tiny_set(), min_interactions=2)
+        _simulate(blob_image_set(), min_interactions=2)
     with pytest.raises(CatalogueError, match="too few"):
-        _simulate(_tiny_set(6))
+        _simulate(blob_image_set(6))
 
 
 def test_truth_round_trip_and_preferences(tmp_path):
-    image_set = _tiny_set()
+    image_set = blob_image_set()
     sim = _simulate(image_set)
     uri = str(tmp_path / "cat")
     write_truth(uri, sim.truth)
@@ -115,7 +106,7 @@ def test_truth_round_trip_and_preferences(tmp_path):
 
 
 def test_load_truth_rejects_real_catalogue(tmp_path):
-    image_set = _tiny_set()
+    image_set = blob_image_set()
     sim = _simulate(image_set)
     uri = str(tmp_path / "real")
     write_catalogue(uri, items_table(image_set), sim.interactions, {"source": "folder", "simulated": False})
@@ -124,7 +115,7 @@ def test_load_truth_rejects_real_catalogue(tmp_path):
 
 
 def test_oracle_auc_ceiling_counts_ties_and_excludes_seen(tmp_path):
-    image_set = _tiny_set()
+    image_set = blob_image_set()
     sim = _simulate(image_set)
     uri = str(tmp_path / "cat")
     write_truth(uri, sim.truth)

@@ -15,11 +15,9 @@ import pytest
 from fashiongen.config import load_config
 from fashiongen.lake import publish, reader
 from fashiongen.lake.paths import LakePaths
+from fixtures import fmnist_catalogue_with_models, needs_fmnist
 
-FMNIST = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not (FMNIST / "t10k-images-idx3-ubyte.gz").exists(),
-                                 reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")]
+pytestmark = [pytest.mark.slow, needs_fmnist]
 NUM_USERS, TOP_K, DATE = 12, 2, "2026-11-26"
 # The driver joins a local Ray of exactly 2 CPUs, whatever the machine has, then runs the CLI.
 DRIVER = ("import sys, ray; ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False); "
@@ -29,21 +27,10 @@ DRIVER = ("import sys, ray; ray.init(num_cpus=2, include_dashboard=False, log_to
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """A simulated catalogue, untrained-but-real DVBPR and LSGAN checkpoints, and the generate command line."""
-    from fashiongen.data.contract import load_catalogue
-    from fashiongen.data.prepare import prepare_catalogue
-    from fashiongen.models.dvbpr import DVBPR
-    from fashiongen.models.gan import ConditionalLSGAN
-
     base = tmp_path_factory.mktemp("crash")
     cfg = load_config(None, [f"data.catalogue_uri={base}/catalogue", "data.max_items=300",
                              f"simulation.num_users={NUM_USERS}", "recommender.k=8"])
-    prepare_catalogue(cfg)
-    catalogue = load_catalogue(cfg.data.catalogue_uri)
-    rec = DVBPR.from_config(cfg.recommender)
-    rec.build_for(catalogue)
-    rec.index_catalogue(catalogue.images)
-    rec.save(str(base / "dvbpr.pt"))
-    ConditionalLSGAN("small", 8, catalogue.categories, (1, 28, 28)).save(str(base / "generator.pt"))
+    catalogue = fmnist_catalogue_with_models(cfg, str(base / "dvbpr.pt"), str(base / "generator.pt"))
     lake = str(base / "lake")
     args = ["generate", f"lake_uri={lake}", f"data.catalogue_uri={cfg.data.catalogue_uri}", f"run_date={DATE}",
             f"generation.recommender_uri={base / 'dvbpr.pt'}", f"generation.generator_uri={base / 'generator.pt'}",

@@ -3,7 +3,6 @@ starts, and nothing already written (a published run, a catalogue, a trained mod
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,8 @@ from fashiongen.config import load_config
 from fashiongen.generation.plan import read_id_list
 from fashiongen.lake import publish, reader
 from fashiongen.lake.paths import LakePaths
+from fixtures import fmnist_catalogue_with_models, needs_fmnist
 
-FMNIST = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 DATE = "2026-11-26"
 
 
@@ -37,26 +36,16 @@ def _error(capsys, *argv: str) -> str:
 def shop(tmp_path_factory):
     """A simulated Fashion-MNIST catalogue, real (untrained) DVBPR, PopRank and LSGAN checkpoints, and a lake with
     one published run written without Ray."""
-    if not (FMNIST / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.skip("needs Debian's dataset-fashion-mnist")
-    from fashiongen.data.contract import load_catalogue
-    from fashiongen.data.prepare import prepare_catalogue
     from fashiongen.models.dvbpr import DVBPR
-    from fashiongen.models.gan import ConditionalLSGAN
     from fashiongen.models.poprank import PopRank
 
     base = tmp_path_factory.mktemp("hostile")
     cfg = load_config(None, [f"data.catalogue_uri={base}/catalogue", "data.max_items=200",
                              "simulation.num_users=6", "recommender.k=8"])
-    prepare_catalogue(cfg)
-    catalogue = load_catalogue(cfg.data.catalogue_uri)
-    dvbpr = DVBPR.from_config(cfg.recommender)
-    dvbpr.build_for(catalogue)
-    dvbpr.save(str(base / "dvbpr.pt"))
+    catalogue = fmnist_catalogue_with_models(cfg, str(base / "dvbpr.pt"), str(base / "generator.pt"))
     pop = PopRank()
     pop.fit(catalogue)
     pop.save(str(base / "poprank.pt"))
-    ConditionalLSGAN("small", 8, catalogue.categories, (1, 28, 28)).save(str(base / "generator.pt"))
     other = DVBPR(k=8).build(catalogue.num_users + 3, catalogue.num_items, (1, 28, 28))
     other.save(str(base / "other-catalogue.pt"))
     lake = str(base / "lake")
@@ -88,6 +77,7 @@ def _snapshot(lake: str) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@needs_fmnist
 def test_force_with_a_truncated_checkpoint_keeps_the_published_run(shop, capsys):
     before = _snapshot(shop["lake"])
     truncated = shop["base"] / "truncated.pt"
@@ -97,6 +87,7 @@ def test_force_with_a_truncated_checkpoint_keeps_the_published_run(shop, capsys)
     assert _snapshot(shop["lake"]) == before and reader.list_complete_runs(shop["lake"]) == [DATE]
 
 
+@needs_fmnist
 @pytest.mark.parametrize("model, says", [("poprank.pt", "cannot score new images"),
                                          ("other-catalogue.pt", "trained on another catalogue")])
 def test_a_recommender_that_cannot_design_is_refused_before_ray(shop, capsys, model, says):
@@ -104,6 +95,7 @@ def test_a_recommender_that_cannot_design_is_refused_before_ray(shop, capsys, mo
     assert says in err and model in err
 
 
+@needs_fmnist
 @pytest.mark.parametrize("override, key", [("design.restarts=0", "design.restarts"),
                                            ("design.batch_pairs=0", "design.batch_pairs"),
                                            ("design.steps=-1", "design.steps"), ("design.eta=-0.5", "design.eta")])
@@ -111,6 +103,7 @@ def test_bad_design_settings_name_the_key(shop, capsys, override, key):
     assert key in _error(capsys, *_generate(shop, override))
 
 
+@needs_fmnist
 def test_bad_training_settings_never_overwrite_a_trained_model(shop, tmp_path, capsys):
     model = tmp_path / "lake" / "models" / "recommender" / "dvbpr.pt"
     model.parent.mkdir(parents=True)
@@ -122,6 +115,7 @@ def test_bad_training_settings_never_overwrite_a_trained_model(shop, tmp_path, c
     assert model.read_bytes() == b"a trained model"
 
 
+@needs_fmnist
 def test_a_gan_batch_larger_than_the_catalogue_trains_nothing_and_saves_nothing(shop, tmp_path, capsys):
     err = _error(capsys, "train-gan", f"lake_uri={tmp_path / 'lake'}", f"data.catalogue_uri={shop['catalogue_uri']}",
                  "gan.batch_size=1000")

@@ -10,7 +10,7 @@ from fashiongen.data.contract import load_catalogue
 from fashiongen.evaluation.auc import full_auc, held_out
 from fashiongen.models.categorypop import CategoryPop
 from fashiongen.models.contract import RECOMMENDERS, load_recommender, recommender_class
-from recommender_fixtures import planted_catalogue
+from fixtures import planted_catalogue
 
 
 @pytest.fixture(scope="module")

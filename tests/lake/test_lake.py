@@ -7,37 +7,21 @@ import os
 import re
 import uuid
 
-import numpy as np
 import pyarrow as pa
 import pytest
 
 from fashiongen import storage
-from fashiongen.data.images import decode_image, encode_png
+from fashiongen.data.images import decode_image
 from fashiongen.lake import (DESIGNS_SCHEMA, LakeError, LakePaths, RunStatus, complete_run_files, config_digest,
                              dedupe_check, design_key, designs_for_user, duckdb_connect,
                              latest_complete_run, list_complete_runs, make_pair_id, polars_storage_options,
                              prepare_run, publish_run, read_manifest, read_run, run_status, validate_run_date,
                              write_designs)
 from fashiongen.lake.reader import foreign_runs
+from fixtures import fake_designs, write_complete
 
 D1, D2 = "2026-08-19", "2026-08-20"
 HOSTILE_IDS = ["../../etc", "a/b", "..", "/abs/path", "ünïcødé/東京", "x" * 5000, "a\\b", "nul\x00byte", "run_date=1999-01-01"]
-
-
-def fake_designs(run_date: str, users: list[str], categories=("Dress", "Shirt"), top_k: int = 2,
-                 model_version: str = "m1") -> pa.Table:
-    rows = []
-    rng = np.random.default_rng(0)
-    for u in users:
-        for c in categories:
-            for rank in range(1, top_k + 1):
-                png = encode_png(rng.integers(0, 256, (1, 4, 4, 1), dtype=np.uint8)[0])
-                rows.append({"run_date": run_date, "model_version": model_version, "pair_id": make_pair_id(u, c),
-                             "user_id": u, "category": c, "rank": rank, "score": float(10 - rank), "realism": 0.5,
-                             "latent": [0.1, -0.2, 0.3], "image_png": png, "image_uri": None,
-                             "dataset_top_item_ids": ["i1", "i2"], "dataset_top_scores": [1.0, 0.5],
-                             "lift": 2.0, "oracle_score": None, "dataset_oracle_scores": None})
-    return pa.Table.from_pylist(rows, schema=DESIGNS_SCHEMA)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -46,12 +30,6 @@ def lake(request, tmp_path) -> str:
         request.getfixturevalue("s3_server")
         return f"s3://lake/{uuid.uuid4().hex[:12]}"
     return str(tmp_path / "lake")
-
-
-def write_complete(lake: str, run_date: str, users: list[str], model_version: str = "m1") -> dict:
-    write_designs(fake_designs(run_date, users[: len(users) // 2], model_version=model_version), lake, run_date)
-    write_designs(fake_designs(run_date, users[len(users) // 2:], model_version=model_version), lake, run_date)
-    return publish_run(lake, run_date, model_version=model_version, config={"generation": {"steps": 10}})
 
 
 # --- contract and keys -------------------------------------------------------------------------------------
@@ -260,12 +238,26 @@ def test_prepare_run_force_noop_resume(lake):
     assert (plan.action, plan.previous_status) == ("skip", RunStatus.COMPLETE)
     assert read_manifest(lake, D1)["rows"] == 8 and not storage.exists(ckpt_file)
 
+    # force on a published run: it stays readable while the new one is written beside it, then swaps in
+    abandoned = write_designs(fake_designs(D1, ["u9"]), lake, D1)  # a force attempt that crashed before its commit
+    old_files = read_manifest(lake, D1)["files"]
     plan = prepare_run(lake, D1, force=True)
     assert (plan.action, plan.previous_status) == ("start", RunStatus.COMPLETE)
-    assert run_status(lake, D1) == RunStatus.ABSENT and list_complete_runs(lake) == []
-    assert not storage.exists(first) and not storage.exists(image)
+    assert sorted(plan.superseded) == sorted(old_files) and not storage.exists(abandoned)
+    assert list_complete_runs(lake) == [D1] and read_run(lake, D1).num_rows == 8  # readers keep the old run
+    replacement = write_designs(fake_designs(D1, ["u2"]), lake, D1)
+    assert dedupe_check(lake, D1, exclude=plan.superseded).pairs == 2
+    manifest = publish_run(lake, D1, model_version="m1", replacing=plan.superseded)
+    assert manifest["files"] == [replacement.rsplit("/", 1)[1]] and not storage.exists(first)
+    assert set(read_run(lake, D1).column("user_id").to_pylist()) == {"u2"}
+    with pytest.raises(LakeError, match="already published"):
+        publish_run(lake, D1, model_version="m1")  # a second commit needs force (replacing=...)
 
-    # rows without a checkpoint: nothing says which pairs are done, so the date restarts from scratch
+    # force on a partial run wipes it; rows without a checkpoint: nothing says which pairs are done, so the date
+    # restarts from scratch
+    storage.delete(LakePaths(lake).manifest(D1))
+    assert prepare_run(lake, D1, force=True).action == "start" and run_status(lake, D1) == RunStatus.ABSENT
+    assert not storage.exists(image)
     stray = write_designs(fake_designs(D1, ["u0"]), lake, D1)
     plan = prepare_run(lake, D1)
     assert (plan.action, plan.previous_status) == ("start", RunStatus.PARTIAL)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 from PIL import Image
@@ -12,18 +11,15 @@ from PIL import Image
 from fashiongen import storage
 from fashiongen.cli import COMMANDS, build_parser
 from fashiongen.config import load_config
-from fashiongen.data.contract import load_catalogue, write_catalogue
-from fashiongen.data.images import encode_png, to_tensor_range
+from fashiongen.data.contract import load_catalogue
+from fashiongen.data.images import to_tensor_range
 from fashiongen.errors import FashiongenError
 from fashiongen.commands import design
 from fashiongen.generation.pictures import SheetRow, contact_sheet, save_png, trajectory_strip
 from fashiongen.lake.layout import id_key
 from fashiongen.models.gan import ConditionalLSGAN
+from fixtures import BAR_CATEGORIES, BAR_SIZE, bar_catalogue
 from test_engine import TinyVisualRecommender
-
-SIZE = 16
-CATEGORIES = ["left", "right"]
-
 
 def test_contact_sheet_places_real_and_generated_tiles(tmp_path):
     red = np.zeros((3, 8, 8, 3), np.uint8)
@@ -55,35 +51,17 @@ def test_trajectory_strip_grid():
     assert white_rows.max() > white_rows.min()
 
 
-def _tiny_catalogue(uri: str, n: int = 40) -> None:
-    rng = np.random.default_rng(0)
-    ids, cats, pngs = [], [], []
-    for k in range(n):
-        img = rng.integers(0, 40, (SIZE, SIZE, 1), dtype=np.uint8)
-        col = int(rng.integers(1, 6)) + (0 if k % 2 == 0 else 8)
-        img[2:14, col:col + 3] = 230
-        ids.append(f"item-{k:04d}")
-        cats.append(CATEGORIES[k % 2])
-        pngs.append(encode_png(img))
-    items = pa.table({"item_id": ids, "category": cats, "image_png": pngs,
-                      "width": pa.array([SIZE] * n, pa.int32()), "height": pa.array([SIZE] * n, pa.int32())})
-    users = [f"u{k}" for k in range(3) for _ in range(3)]
-    inter = pa.table({"user_id": users, "item_id": ids[:9],
-                      "ts": pa.array(np.arange(9, dtype="int64"), pa.timestamp("ms", tz="UTC"))})
-    write_catalogue(uri, items, inter, {"source": "test", "simulated": False}, categories=CATEGORIES)
-
-
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory):
+def lake(tmp_path_factory, shared_catalogue):
     root = tmp_path_factory.mktemp("lake")
-    catalogue_uri = str(root / "catalogue")
-    _tiny_catalogue(catalogue_uri)
+    catalogue_uri = shared_catalogue(bar_catalogue, num_items=40)
     catalogue = load_catalogue(catalogue_uri)
     images = torch.from_numpy(to_tensor_range(catalogue.images))
-    TinyVisualRecommender(num_users=catalogue.num_users, image_shape=(1, SIZE, SIZE),
+    TinyVisualRecommender(num_users=catalogue.num_users, image_shape=(1, BAR_SIZE, BAR_SIZE),
                           catalogue=images).save(storage.join(str(root), "models", "recommender", "dvbpr.pt"))
     torch.manual_seed(0)
-    ConditionalLSGAN("small", 8, CATEGORIES, (1, SIZE, SIZE)).save(storage.join(str(root), "models", "generator.pt"))
+    gan = ConditionalLSGAN("small", 8, BAR_CATEGORIES, (1, BAR_SIZE, BAR_SIZE))
+    gan.save(storage.join(str(root), "models", "generator.pt"))
     return root, catalogue_uri
 
 

@@ -15,16 +15,13 @@ from fashiongen.models.bpr import TrainSet, sample_triples
 from fashiongen.models.cnn import ArchitectureError, build_encoder, regularised_weights
 from fashiongen.models.contract import load_recommender
 from fashiongen.models.dvbpr import DVBPR, DVBPRNet, dvbpr_loss
-from recommender_fixtures import planted_catalogue
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def catalogue(tmp_path_factory):
-    uri = str(tmp_path_factory.mktemp("cat") / "catalogue")
-    planted_catalogue(uri)
-    return load_catalogue(uri)
+def catalogue(shared_catalogue):
+    return load_catalogue(shared_catalogue())
 
 
 def _cfg(*extra):

@@ -13,16 +13,13 @@ from fashiongen.config import load_config
 from fashiongen.data.contract import load_catalogue
 from fashiongen.models.bprmf import BPRMF
 from fashiongen.models.export import top_items
-from recommender_fixtures import planted_catalogue
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def catalogue_uri(tmp_path_factory):
-    uri = str(tmp_path_factory.mktemp("cat") / "catalogue")
-    planted_catalogue(uri, num_items=40, num_users=12, per_user=6)
-    return uri
+def catalogue_uri(shared_catalogue):
+    return shared_catalogue(num_items=40, num_users=12, per_user=6)
 
 
 @pytest.fixture(scope="module")

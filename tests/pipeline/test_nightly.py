@@ -18,11 +18,9 @@ from fashiongen import storage
 from fashiongen.config import load_config
 from fashiongen.lake import reader
 from fashiongen.lake.paths import LakePaths
+from fixtures import REPO, fmnist_catalogue_with_models, needs_fmnist
 
-REPO = Path(__file__).resolve().parents[1]
-FMNIST = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
-pytestmark = pytest.mark.skipif(not (FMNIST / "t10k-images-idx3-ubyte.gz").exists(),
-                                reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")
+pytestmark = [needs_fmnist, pytest.mark.slow]  # `ray start --head` and four `ray job submit`s
 NUM_USERS = 6
 DAY1, DAY2 = "2026-11-25", "2026-11-26"
 
@@ -37,10 +35,6 @@ def _free_port() -> int:
 def lake(tmp_path_factory):
     """A simulated Fashion-MNIST catalogue and real (untrained) DVBPR + LSGAN where training would put them."""
     from fashiongen.lake.paths import LakePaths
-    from fashiongen.data.contract import load_catalogue
-    from fashiongen.data.prepare import prepare_catalogue
-    from fashiongen.models.dvbpr import DVBPR
-    from fashiongen.models.gan import ConditionalLSGAN
 
     root = tmp_path_factory.mktemp("nightly")
     overrides = [f"lake_uri={root}/lake", f"data.catalogue_uri={root}/lake/catalogue", "data.max_items=300",
@@ -48,13 +42,9 @@ def lake(tmp_path_factory):
                  "design.steps=2", "design.top_k=2", "design.batch_pairs=16", "nightly.refresh_steps=20",
                  "nightly.max_auc_drop=1"]
     cfg = load_config(None, overrides)
-    prepare_catalogue(cfg)
-    catalogue = load_catalogue(cfg.data.catalogue_uri)
-    rec = DVBPR.from_config(cfg.recommender)
-    rec.build_for(catalogue)
-    rec.index_catalogue(catalogue.images)
-    rec.save(LakePaths.of(cfg).recommender_model(cfg.recommender.model))
-    ConditionalLSGAN("small", 8, catalogue.categories, (1, 28, 28)).save(LakePaths.of(cfg).generator_model())
+    paths = LakePaths.of(cfg)
+    catalogue = fmnist_catalogue_with_models(cfg, paths.recommender_model(cfg.recommender.model),
+                                             paths.generator_model())
     return cfg, overrides, list(catalogue.user_ids)
 
 

@@ -8,14 +8,11 @@ import pytest
 from fashiongen import storage
 from fashiongen.config import load_config
 from fashiongen.models.contract import load_recommender
-from recommender_fixtures import planted_catalogue
 
 
 @pytest.fixture(scope="module")
-def catalogue(tmp_path_factory):
-    uri = str(tmp_path_factory.mktemp("cat") / "catalogue")
-    planted_catalogue(uri)
-    return uri
+def catalogue(shared_catalogue):
+    return shared_catalogue()
 
 
 def _cfg(tmp_path, *extra):
@@ -24,6 +21,7 @@ def _cfg(tmp_path, *extra):
                               "recommender.batch_size=16", "recommender.lr=0.003", "recommender.eval_users=0", *extra])
 
 
+@pytest.mark.slow
 def test_two_workers_survive_injected_failure_and_rerun_resumes(ray_local, catalogue, tmp_path, monkeypatch):
     from fashiongen.training.recommender import train_recommender
 

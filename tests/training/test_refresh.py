@@ -10,14 +10,11 @@ from fashiongen.data.contract import load_catalogue
 from fashiongen.data.landing import accept_landed
 from fashiongen.models.bpr import TrainSet
 from fashiongen.training.refresh import refresh_user_vectors
-from tests.recommender_fixtures import planted_catalogue
 
 
 @pytest.fixture(scope="module")
-def catalogue(tmp_path_factory):
-    uri = str(tmp_path_factory.mktemp("refresh") / "catalogue")
-    planted_catalogue(uri, num_items=120, num_users=40)
-    return load_catalogue(uri, with_images=False)
+def catalogue(shared_catalogue):
+    return load_catalogue(shared_catalogue(num_items=120, num_users=40), with_images=False)
 
 
 def _percentile(scores: torch.Tensor, items: np.ndarray) -> float:

@@ -1,7 +1,6 @@
 """The personalised-catalogue job end to end: real Ray Data, real moto S3, real (tiny) DVBPR and LSGAN."""
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -12,34 +11,20 @@ import pytest
 from fashiongen import storage
 from fashiongen.config import load_config
 from fashiongen.lake import layout, publish, reader
+from fixtures import fmnist_catalogue_with_models, needs_fmnist
 
-FMNIST = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
-pytestmark = pytest.mark.skipif(not (FMNIST / "t10k-images-idx3-ubyte.gz").exists(),
-                                reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")
+pytestmark = needs_fmnist
 NUM_USERS, TOP_K = 8, 2
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """A simulated Fashion-MNIST catalogue (local) and untrained-but-real DVBPR and LSGAN checkpoints."""
-    from fashiongen.data.contract import load_catalogue
-    from fashiongen.data.prepare import prepare_catalogue
-    from fashiongen.models.dvbpr import DVBPR
-    from fashiongen.models.gan import ConditionalLSGAN
-
     base = tmp_path_factory.mktemp("gen")
     cfg = load_config(None, [f"data.catalogue_uri={base}/catalogue", "data.max_items=300",
                              f"simulation.num_users={NUM_USERS}", "recommender.k=8"])
-    prepare_catalogue(cfg)
-    catalogue = load_catalogue(cfg.data.catalogue_uri)
-    rec = DVBPR.from_config(cfg.recommender)
-    rec.build_for(catalogue)
-    rec.index_catalogue(catalogue.images)
-    rec_uri = str(base / "models" / "dvbpr.pt")
-    rec.save(rec_uri)
-    gan = ConditionalLSGAN("small", 8, catalogue.categories, (1, 28, 28))
-    gan_uri = str(base / "models" / "generator.pt")
-    gan.save(gan_uri)
+    rec_uri, gan_uri = str(base / "models" / "dvbpr.pt"), str(base / "models" / "generator.pt")
+    catalogue = fmnist_catalogue_with_models(cfg, rec_uri, gan_uri)
     return {"catalogue_uri": cfg.data.catalogue_uri, "rec_uri": rec_uri, "gan_uri": gan_uri,
             "categories": catalogue.categories, "user_ids": list(catalogue.user_ids)}
 
@@ -52,6 +37,7 @@ def job_config(models, lake: str, *extra: str):
         "generation.rows_per_file=40", "generation.pairs_per_block=16", *extra])
 
 
+@pytest.mark.slow
 def test_end_to_end_on_s3_read_by_duckdb_and_polars_then_rerun_is_a_no_op(ray_local, s3_server, models):
     import duckdb
     import polars as pl
@@ -91,6 +77,7 @@ def test_end_to_end_on_s3_read_by_duckdb_and_polars_then_rerun_is_a_no_op(ray_lo
     assert publish.data_files(lake, "2026-11-26") == manifest["files"]
 
 
+@pytest.mark.slow
 def test_crash_halfway_then_rerun_gives_each_pair_exactly_once(ray_local, tmp_path, models, monkeypatch):
     from fashiongen.generation.job import run_generation
 
@@ -112,6 +99,7 @@ def test_crash_halfway_then_rerun_gives_each_pair_exactly_once(ray_local, tmp_pa
     assert (report.pairs, report.rows, report.duplicate_rows) == (pairs, pairs * TOP_K, 0)
 
 
+@pytest.mark.slow
 def test_bad_pairs_are_reported_and_the_rest_publishes(ray_local, tmp_path, models):
     from fashiongen.generation.job import run_generation
 
@@ -130,6 +118,7 @@ def test_bad_pairs_are_reported_and_the_rest_publishes(ray_local, tmp_path, mode
     assert got == set(good)
 
 
+@pytest.mark.slow
 def test_incremental_designs_only_users_whose_vector_changed(ray_local, tmp_path, models):
     from fashiongen.generation.job import run_generation
     from fashiongen.models.contract import load_recommender

@@ -5,47 +5,22 @@ import argparse
 import dataclasses
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 
 from fashiongen.cli import COMMANDS
 from fashiongen.config import load_config
-from fashiongen.data.contract import write_catalogue
-from fashiongen.data.images import decode_image, encode_png
+from fashiongen.data.images import decode_image
 from fashiongen.models.contract import load_generator
 from fashiongen.commands import train_gan as gan_command
-
-SIZE = 16
-CATEGORIES = ["left", "right"]
-
-
-def tiny_catalogue(uri: str, n: int = 256) -> None:
-    """Grey 16x16 images: a bright bar on the left half (category 'left') or the right half ('right')."""
-    rng = np.random.default_rng(0)
-    ids, cats, pngs = [], [], []
-    for k in range(n):
-        img = rng.integers(0, 40, (SIZE, SIZE, 1), dtype=np.uint8)
-        col = int(rng.integers(1, 6)) + (0 if k % 2 == 0 else 8)
-        img[2:14, col:col + 3] = 230
-        ids.append(f"item-{k:04d}")
-        cats.append(CATEGORIES[k % 2])
-        pngs.append(encode_png(img))
-    items = pa.table({"item_id": ids, "category": cats, "image_png": pngs,
-                      "width": pa.array([SIZE] * n, pa.int32()), "height": pa.array([SIZE] * n, pa.int32())})
-    users = [f"u{k}" for k in range(3) for _ in range(3)]
-    inter = pa.table({"user_id": users, "item_id": ids[:9],
-                      "ts": pa.array(np.arange(9, dtype="int64"), pa.timestamp("ms", tz="UTC"))})
-    write_catalogue(uri, items, inter, {"source": "test", "simulated": False}, categories=CATEGORIES)
-
+from fixtures import BAR_CATEGORIES, BAR_SIZE, bar_catalogue
 
 @pytest.fixture(scope="module")
-def catalogue(tmp_path_factory):
-    uri = str(tmp_path_factory.mktemp("cat") / "catalogue")
-    tiny_catalogue(uri)
-    return uri
+def catalogue(shared_catalogue):
+    return shared_catalogue(bar_catalogue, num_items=256)
 
 
+@pytest.mark.slow
 def test_two_workers_retry_after_injected_failure_then_resume_by_run_name(ray_local, catalogue, tmp_path, capsys,
                                                                          monkeypatch):
     from fashiongen.training.gan import train_gan
@@ -65,10 +40,11 @@ def test_two_workers_retry_after_injected_failure_then_resume_by_run_name(ray_lo
     assert np.isfinite(result.metrics["d_loss"]) and result.metrics["images_per_s"] > 0
     for epoch in (0, 1):
         grid = decode_image((out / "samples" / f"epoch_{epoch:03d}.png").read_bytes())
-        assert grid.shape == (2 * SIZE, 4 * SIZE, 1)  # one row per category
+        assert grid.shape == (2 * BAR_SIZE, 4 * BAR_SIZE, 1)  # one row per category
     assert result.model_uri == str(lake / "models" / "generator.pt")
     model = load_generator(result.model_uri)
-    assert model.image_shape == (1, SIZE, SIZE) and model.categories == CATEGORIES and model.latent_dim == 64
+    assert model.image_shape == (1, BAR_SIZE, BAR_SIZE) and model.categories == BAR_CATEGORIES
+    assert model.latent_dim == 64
     first = model.generate(torch.zeros(1, 64), torch.tensor([0]))
 
     # A rerun with the same name and more epochs resumes after epoch 2, here on one worker (through the CLI command).

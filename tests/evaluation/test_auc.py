@@ -1,28 +1,12 @@
 """Every AUC function against a brute-force reference on small random inputs, ties included."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 
 from fashiongen.evaluation.auc import (bootstrap_ci, cold_mask, full_auc, held_out, per_user_auc, sample_negatives,
                                        sampled_auc)
-
-
-def random_catalogue(seed: int, num_users: int = 23, num_items: int = 37):
-    """A Catalogue-shaped namespace: each user has 1-6 distinct train items plus distinct validation/test items."""
-    rng = np.random.default_rng(seed)
-    tu, ti, val, test = [], [], [], []
-    for u in range(num_users):
-        items = rng.choice(num_items, size=int(rng.integers(3, 9)), replace=False)
-        tu += [u] * (len(items) - 2)
-        ti += list(items[2:])
-        val.append(items[0])
-        test.append(items[1])
-    return SimpleNamespace(num_users=num_users, num_items=num_items, train_users=np.array(tu), train_items=np.array(ti),
-                           validation_item=np.array(val), test_item=np.array(test),
-                           is_cold=rng.random(num_items) < 0.4)
+from fixtures import random_catalogue
 
 
 def brute_force(scores: np.ndarray, cat, split: str, negatives_ids: np.ndarray | None = None) -> np.ndarray:
