@@ -171,16 +171,20 @@ def delete(uri: str) -> None:
         raise _wrap(uri, exc) from None
 
 
-def copy_tree(src: str, dst: str, last: str = "") -> None:
-    """Copy every file under `src` to the same relative path under `dst` (files written atomically), the file
-    named `last` (relative to `src`) after all the others."""
-    fs, base = filesystem(src)
+def list_files(uri: str) -> list[str]:
+    """Paths (relative to `uri`) of every file under it, recursively, sorted; [] when it does not exist."""
+    fs, base = filesystem(uri)
     try:
         infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
     except OSError as exc:
-        raise _wrap(src, exc) from None
-    names = sorted(i.path[len(base) + 1:] for i in infos if i.type == pafs.FileType.File)
-    for name in sorted(names, key=lambda n: n == last):
+        raise _wrap(uri, exc) from None
+    return sorted(i.path[len(base) + 1:] for i in infos if i.type == pafs.FileType.File)
+
+
+def copy_tree(src: str, dst: str, last: str = "") -> None:
+    """Copy every file under `src` to the same relative path under `dst` (files written atomically), the file
+    named `last` (relative to `src`) after all the others."""
+    for name in sorted(list_files(src), key=lambda n: n == last):
         write_bytes(join(dst, name), read_bytes(join(src, name)))
 
 

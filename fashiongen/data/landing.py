@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from fashiongen import storage
@@ -62,13 +61,7 @@ def landed_dates(paths: LakePaths, until: str, quarantine: Quarantine) -> list[s
 
 def _day_files(day: str) -> list[str]:
     """Paths relative to a landing folder of every file under it (recursively), sorted; hidden names skipped."""
-    fs, base = storage.filesystem(day)
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-    except OSError as exc:
-        raise storage.StorageError(f"cannot list {day!r}: {exc} (check the landing URI and credentials)") from None
-    paths = sorted(i.path[len(base) + 1:] for i in infos if i.type == pafs.FileType.File)
-    return [p for p in paths if not any(part.startswith(("_", ".")) for part in p.split("/"))]
+    return [p for p in storage.list_files(day) if not any(part.startswith(("_", ".")) for part in p.split("/"))]
 
 
 def _read_file(landing: str, name: str, quarantine: Quarantine) -> pa.Table | None:

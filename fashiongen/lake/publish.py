@@ -28,7 +28,6 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 
 from fashiongen import storage
 from fashiongen.lake.layout import DESIGNS_SCHEMA, LakeError, validate_run_date
@@ -74,16 +73,6 @@ class DedupeReport:
         return self.rows - self.designs
 
 
-def _list_files(uri: str) -> list[str]:
-    """Paths (relative to `uri`) of every file under it, recursively, sorted; [] when it does not exist."""
-    fs, base = storage.filesystem(uri)
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-    except OSError as exc:
-        raise storage.StorageError(f"cannot list {uri!r}: {exc} (check the lake URI and credentials)") from None
-    return sorted(i.path[len(base) + 1:] for i in infos if i.type == pafs.FileType.File)
-
-
 def _manifest_files(lake_uri: str, run_date: str) -> list[str]:
     """The files the committed manifest of a run lists ([] when it is not a fashiongen manifest)."""
     try:
@@ -94,7 +83,7 @@ def _manifest_files(lake_uri: str, run_date: str) -> list[str]:
 
 def data_files(lake_uri: str, run_date: str) -> list[str]:
     """Parquet files of one run, relative to its prefix (hidden `_`/`.` names and temp files excluded)."""
-    return [f for f in _list_files(LakePaths(lake_uri).run(run_date))
+    return [f for f in storage.list_files(LakePaths(lake_uri).run(run_date))
             if f.endswith(".parquet") and not any(part.startswith(("_", ".")) for part in f.split("/"))]
 
 
@@ -104,7 +93,7 @@ def run_status(lake_uri: str, run_date: str) -> RunStatus:
     if storage.exists(paths.manifest(run_date)):
         return RunStatus.COMPLETE
     for uri in (paths.run(run_date), paths.checkpoint(run_date), paths.images_run(run_date)):
-        if _list_files(uri):
+        if storage.list_files(uri):
             return RunStatus.PARTIAL
     return RunStatus.ABSENT
 
@@ -145,7 +134,7 @@ def prepare_run(lake_uri: str, run_date: str, force: bool = False) -> RunPlan:
         storage.delete(LakePaths(lake_uri).checkpoint(run_date))  # left over if a crash hit between commit and cleanup
         return plan("skip", "already complete; pass force=true to recompute")
     if status == RunStatus.PARTIAL:
-        if _list_files(LakePaths(lake_uri).checkpoint(run_date)) or not data_files(lake_uri, run_date):
+        if storage.list_files(LakePaths(lake_uri).checkpoint(run_date)) or not data_files(lake_uri, run_date):
             return plan("resume", "partial run: the checkpoint skips pairs already written")
         # Rows but no checkpoint: nothing says which pairs are done, so appending would duplicate them.
         wipe_run(lake_uri, run_date)
