@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 LIGHT_CPUS = 0.25  # logical CPUs of each read, PNG-encode and write task: I/O-bound, and never starved by actors
 FILTER_CPUS = 1.0  # Ray Data's checkpoint-filter actor on a resume (it always asks for one CPU; its pool is 1)
+TASK_CPUS = 1.0  # Ray Data's own tasks that take no resource arguments (file listing, repartition) ask for one
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,10 @@ class Pool:
 
 
 def pool_size(cfg: Config) -> Pool:
-    """One actor per GPU when the cluster has GPUs, else `generation.actors` CPU actors. On CPUs the actors share
-    what is left after Ray Data's checkpoint filter (a resume) and two light tasks, so a resume on a 2-CPU Ray
-    cannot deadlock with every CPU held by actors while the read and write tasks wait."""
+    """One actor per GPU when the cluster has GPUs, else `generation.actors` CPU actors. On CPUs the actors' logical
+    CPUs are what is left after Ray Data's checkpoint filter (a resume) and one of its 1-CPU tasks, so a resume on a
+    2-CPU Ray cannot deadlock with every CPU held by actors while the file listing waits; on 2 CPUs that leaves the
+    actor 0 logical CPUs: it still runs (threads are the OS's), it just reserves none."""
     import ray
 
     resources = ray.cluster_resources()
@@ -62,11 +64,11 @@ def pool_size(cfg: Config) -> Pool:
     if gpus and cfg.generation.use_gpu:
         return Pool(cfg.generation.actors or gpus, 1.0, 0.0)
     actors = max(1, cfg.generation.actors)
-    spare = float(resources.get("CPU", 0)) - FILTER_CPUS - 2 * LIGHT_CPUS
-    if spare < 0.1 * actors:
-        raise GenerationError(f"the Ray cluster has {resources.get('CPU', 0):g} CPUs: too few for {actors} design "
-                              "actor(s) beside Ray Data's tasks; give it at least 2 CPUs or lower generation.actors")
-    return Pool(actors, 0.0, min(1.0, spare / actors))
+    cpus = float(resources.get("CPU", 0))
+    if cpus < FILTER_CPUS + TASK_CPUS:
+        raise GenerationError(f"the Ray cluster has {cpus:g} CPUs: the designs job needs at least 2 (Ray Data's "
+                              "checkpoint filter and its tasks each take one)")
+    return Pool(actors, 0.0, min(1.0, (cpus - FILTER_CPUS - TASK_CPUS) / actors))
 
 
 def check_models(recommender, generator, catalogue, rec_uri: str, gen_uri: str) -> None:
