@@ -74,6 +74,12 @@ class RecommenderConfig:
     seed: int = 0
     top_k: int = 3  # export: real items per (user, category)
     dropout: float = 0.5  # on the CNN's hidden fc layers while training (the paper's keep_prob 0.5)
+    negatives_same_category: float = 0.0  # share of BPR negatives drawn from the positive's category (paper: 0)
+    item_bias: bool = False  # DVBPR: a learned β_i to rank real items (the designs climb θ·Φ alone; paper: none)
+    lambda_bias: float = 1.0  # L2 on the β rows of the batch
+    count_prior: bool = False  # DVBPR: rank real items with a learned-weight prior of category share and item count
+    channels_last: bool = False  # DVBPR training: channels-last CNN memory format (a GPU speed-up)
+    mixed_precision: bool = False  # DVBPR training on CUDA: bf16 autocast of the networks (loss in fp32)
     model_uri: str = ""  # where training writes the model; empty = <lake_uri>/models/recommender/<model>.pt
     eval_users: int = 500  # users in the per-epoch sampled-100 validation AUC (0 = all)
     # Baselines (BPR-MF, VBPR): in-process Adam on the batch-mean BPR loss with L2 on the batch's rows.
@@ -206,6 +212,7 @@ BOUNDS: dict[str, tuple[float, float | None]] = {
     "recommender.top_k": (1, None), "recommender.dropout": (0, 0.999), "recommender.eval_users": (0, None),
     "recommender.baseline_epochs": (1, None), "recommender.baseline_lr": (1e-12, None),
     "recommender.baseline_reg": (0, None), "recommender.classifier_epochs": (1, None),
+    "recommender.negatives_same_category": (0, 1), "recommender.lambda_bias": (0, None),
     "gan.z_dim": (0, None), "gan.lr": (0, None), "gan.batch_size": (0, None), "gan.epochs": (0, None),
     "gan.image_size": (0, None), "gan.ema_decay": (0, 0.9999), "gan.sample_columns": (1, None),
     "train.num_workers": (1, None), "train.max_failures": (0, None), "train.num_to_keep": (1, None),

@@ -30,6 +30,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     import torch
 
     from fashiongen.cli import build_parser
+    from fashiongen.commands.evaluate import TASTE_COLUMNS
     from fashiongen.evaluation.recommender_eval import markdown_table
     from fashiongen.generation.job import run_generation
     from fashiongen.lake import layout, reader
@@ -90,7 +91,8 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     print("\n" + "=" * 100 + "\nfashiongen demo: done in "
           f"{time.perf_counter() - began:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})\n")
     print("## Recommenders (test split; 95% bootstrap intervals)\n")
-    print(markdown_table(results.to_pylist()))
+    rows = results.to_pylist()
+    print(markdown_table(rows, extra=TASTE_COLUMNS if "taste_within" in results.column_names else ()))
     print("\n## Designs\n")
     print(summary.to_markdown())
     print("\n## Where things are\n")

@@ -16,13 +16,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: <lake>/evaluation/recommender/<split>)")
 
 
+TASTE_USERS = 200  # users sampled (seeded) for the taste-fidelity columns
+TASTE_COLUMNS = ("taste_within", "taste_overall")
+
+
 def run(cfg: Config, args: argparse.Namespace) -> int:
+    import numpy as np
+
     from fashiongen import storage
     from fashiongen.lake.paths import LakePaths
     from fashiongen.data.contract import load_catalogue, read_meta
     from fashiongen.evaluation.recommender_eval import (evaluate_recommender, markdown_table, oracle_row,
                                                         write_results)
+    from fashiongen.data.oracle import load_truth
     from fashiongen.errors import FashiongenError
+    from fashiongen.evaluation.taste import taste_fidelity, visual_scores
     from fashiongen.models.contract import load_recommender
 
     catalogue_uri = args.catalogue or cfg.data.catalogue_uri
@@ -35,19 +43,27 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
                               "first or pass --model URI")
     catalogue = load_catalogue(catalogue_uri, with_images=False)
     options = {"split": args.split, "seed": cfg.recommender.seed, "max_users": args.max_users}
+    truth = load_truth(catalogue_uri, catalogue) if catalogue.simulated else None
+    fidelity_users = np.sort(np.random.default_rng(cfg.recommender.seed).choice(
+        catalogue.num_users, size=min(TASTE_USERS, catalogue.num_users), replace=False))
     rows, per_user = [], {}
     for uri in uris:
-        row, users = evaluate_recommender(load_recommender(uri), catalogue, **options)
+        model = load_recommender(uri)
+        row, users = evaluate_recommender(model, catalogue, **options)
         row["model"] = uri.rstrip("/").split("/")[-1].removesuffix(".pt")  # the file name tells models apart
         row["model_uri"] = uri
+        if truth is not None:
+            row.update(taste_fidelity(visual_scores(model), truth, catalogue.item_category, fidelity_users))
         rows.append(row)
         per_user[row["model"]] = users
     oracle = oracle_row(catalogue_uri, catalogue, **options)
     if oracle is not None:
-        rows.append({**oracle[0], "model_uri": ""})
+        row = {**oracle[0], "model_uri": ""}
+        row.update(taste_fidelity(truth.taste_logit, truth, catalogue.item_category, fidelity_users))
+        rows.append(row)
         per_user["oracle"] = oracle[1]
     out = args.out or paths.evaluation(args.split)
     write_results(rows, per_user, out)
-    print(markdown_table(rows))
+    print(markdown_table(rows, extra=TASTE_COLUMNS if truth is not None else ()))
     print(f"\nwritten to {out} (results.parquet, results.json, per_user.parquet)")
     return 0

@@ -3,7 +3,8 @@ the factor-model baselines (`VectorScorer`, `BPRFactorModel`).
 
 u uniform over users (not interactions); i uniform over u's training items; j uniform over all items, rejecting
 only u's training items (so u's validation or test item can be a negative, as in the official code). One epoch is
-as many triples as there are training interactions.
+as many triples as there are training interactions. Optionally (not in the paper) a share of the negatives is drawn
+from the positive's own category, so that within-category style, not the category alone, separates i from j.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from torch.nn import functional as F
 from fashiongen.models.contract import Recommender
 
 INIT_STD = 0.01
+MAX_LOCAL_REDRAWS = 20  # same-category negative draws per triple before falling back to the whole catalogue
 
 
 @dataclass
@@ -56,8 +58,34 @@ class TrainSet:
         return self.keys[pos] == query
 
 
-def sample_triples(train: TrainSet, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """n triples (users, positives, negatives), int64 arrays. Users without training items are never drawn."""
+@dataclass(frozen=True)
+class CategoryIndex:
+    """Items grouped by category (CSR) for drawing a negative from a given item's category."""
+
+    item_category: np.ndarray  # (N,) int64
+    indptr: np.ndarray  # (C + 1,) int64
+    items: np.ndarray  # (N,) int64, grouped by category
+
+    @classmethod
+    def from_categories(cls, item_category: np.ndarray) -> "CategoryIndex":
+        item_category = np.asarray(item_category, np.int64)
+        order = np.argsort(item_category, kind="stable")
+        counts = np.bincount(item_category, minlength=int(item_category.max(initial=-1)) + 1)
+        return cls(item_category, np.concatenate([[0], np.cumsum(counts)]), order.astype(np.int64))
+
+    def draw_like(self, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """For each item, a uniform draw among the items of its category."""
+        cats = self.item_category[items]
+        start, size = self.indptr[cats], np.diff(self.indptr)[cats]
+        return self.items[start + (rng.random(len(items)) * size).astype(np.int64)]
+
+
+def sample_triples(train: TrainSet, n: int, rng: np.random.Generator, same_category: float = 0.0,
+                   categories: CategoryIndex | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n triples (users, positives, negatives), int64 arrays. Users without training items are never drawn. With
+    `same_category` > 0, that share of the negatives comes from the positive's category (`categories`); a draw that
+    finds only the user's own items there falls back to the whole catalogue. At 0 the random stream is the
+    official sampler's, draw for draw."""
     counts = np.diff(train.indptr)
     active = np.flatnonzero(counts > 0)
     if len(active) == 0:
@@ -68,7 +96,20 @@ def sample_triples(train: TrainSet, n: int, rng: np.random.Generator) -> tuple[n
         else rng.integers(0, train.num_users, size=n)
     pos = train.items[train.indptr[users] + (rng.random(n) * counts[users]).astype(np.int64)]
     neg = rng.integers(0, train.num_items, size=n)
+    local = np.zeros(n, bool)
+    if same_category > 0:
+        if categories is None:
+            raise ValueError("same-category negatives need the catalogue's categories")
+        local = rng.random(n) < same_category
+        neg[local] = categories.draw_like(pos[local], rng)
     bad = np.flatnonzero(train.contains(users, neg))
+    for _ in range(MAX_LOCAL_REDRAWS):
+        if not local[bad].any():
+            break
+        redraw = bad[local[bad]]
+        neg[redraw] = categories.draw_like(pos[redraw], rng)
+        bad = np.flatnonzero(train.contains(users, neg))
+    local[bad] = False  # still the user's own item after the redraws: draw from the whole catalogue
     while len(bad):
         neg[bad] = rng.integers(0, train.num_items, size=len(bad))
         bad = bad[train.contains(users[bad], neg[bad])]

@@ -25,44 +25,122 @@ from torch import nn
 from torch.nn import functional as F
 
 from fashiongen.data.images import to_tensor_range
-from fashiongen.models.bpr import TrainSet, sample_triples
+from fashiongen.models.bpr import CategoryIndex, TrainSet, sample_triples
 from fashiongen.models.cnn import build_encoder, regularised_weights
 from fashiongen.models.contract import VisualRecommender, register_recommender
 
 ENCODE_BATCH = 512
+TRAINING_CACHE_BYTES = 2 * 1024**3  # convert the whole catalogue once when float32 images take at most this
+PRIOR_TRIPLES = 50_000  # triples the count prior's two weights are first fitted on
+
+
+class CountPrior(nn.Module):
+    """A non-visual prior for ranking real items (not in the paper): α·log share_u(c_i) + γ·log(1 + n_i), the
+    user's smoothed share of training items in the item's category and the item's training count, with α and γ
+    learned. Fixed counts (buffers, identical on every rank); the designs never see it."""
+
+    SMOOTHING = 0.1  # pseudo-count per category
+
+    def __init__(self, num_users: int, num_items: int, num_categories: int):
+        super().__init__()
+        self.register_buffer("log_share", torch.zeros(num_users, num_categories))
+        self.register_buffer("log_count", torch.zeros(num_items))
+        self.register_buffer("item_category", torch.zeros(num_items, dtype=torch.long))
+        self.alpha = nn.Parameter(torch.tensor(1.0))
+        self.gamma = nn.Parameter(torch.tensor(0.0))
+
+    @torch.no_grad()
+    def fit_counts(self, train_users: np.ndarray, train_items: np.ndarray, item_category: np.ndarray) -> None:
+        users, categories = self.log_share.shape
+        counts = np.zeros((users, categories))
+        np.add.at(counts, (train_users, item_category[train_items]), 1.0)
+        share = (counts + self.SMOOTHING) / (counts.sum(1, keepdims=True) + self.SMOOTHING * categories)
+        self.log_share.copy_(torch.from_numpy(np.log(share)).float())
+        self.log_count.copy_(torch.log1p(torch.bincount(torch.from_numpy(train_items),
+                                                        minlength=len(self.log_count)).float()))
+        self.item_category.copy_(torch.from_numpy(np.asarray(item_category, np.int64)))
+
+    def fit_weights(self, users: np.ndarray, pos: np.ndarray, neg: np.ndarray, steps: int = 200) -> None:
+        """Start α and γ where BPR on the prior alone puts them (full-batch Adam on the given triples), so the
+        network learns what the counts cannot say from its first step."""
+        u, i, j = (torch.as_tensor(a, dtype=torch.long, device=self.log_count.device) for a in (users, pos, neg))
+        optimiser = torch.optim.Adam([self.alpha, self.gamma], lr=0.05)
+        for _ in range(steps):
+            loss = -F.logsigmoid(self(u, i) - self(u, j)).mean()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """(B,) prior of paired users and items."""
+        return self.alpha * self.log_share[users, self.item_category[items]] + self.gamma * self.log_count[items]
+
+    def matrix(self, users: torch.Tensor, items: torch.Tensor | slice) -> torch.Tensor:
+        """(len(users), len(items)) prior of every user against every item."""
+        cats = self.item_category[items]
+        return self.alpha * self.log_share[users][:, cats] + self.gamma * self.log_count[items][None, :]
 
 
 class DVBPRNet(nn.Module):
-    """θ (an embedding of users) and the image encoder Φ; forward gives x_uij = θ_u·(Φ(X_i) − Φ(X_j))."""
+    """θ (an embedding of users) and the image encoder Φ; forward gives x_uij = θ_u·(Φ(X_i) − Φ(X_j)), plus
+    β_i − β_j when the net has item biases (`num_items` > 0: not in the paper; they rank real items only)."""
 
-    def __init__(self, num_users: int, k: int, arch: str, image_shape: tuple[int, int, int], dropout: float = 0.5):
+    def __init__(self, num_users: int, k: int, arch: str, image_shape: tuple[int, int, int], dropout: float = 0.5,
+                 num_items: int = 0, prior_categories: int = 0, prior_items: int = 0):
         super().__init__()
+        self.prior = CountPrior(num_users, prior_items, prior_categories) if prior_categories else None
         channels, height, _ = image_shape
         self.encoder = build_encoder(arch, channels, height, k, dropout)
         self.theta = nn.Embedding(num_users, k)
         nn.init.uniform_(self.theta.weight, 0.0, 0.01)
+        self.bias = nn.Embedding(num_items, 1) if num_items else None
+        if self.bias is not None:
+            nn.init.zeros_(self.bias.weight)
 
-    def forward(self, users: torch.Tensor, pos_images: torch.Tensor,
-                neg_images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x_uij (B,), θ rows (B, K)) for a batch of triples; images in [-1, 1] (B, C, H, W)."""
+    def forward(self, users: torch.Tensor, pos_images: torch.Tensor, neg_images: torch.Tensor,
+                pos_items: torch.Tensor | None = None,
+                neg_items: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x_uij (B,), θ rows (B, K), bias rows (2B,) or (0,)) for a batch of triples; images in [-1, 1]
+        (B, C, H, W); item indices are needed when the net has biases."""
         phi = self.encoder(torch.cat([pos_images, neg_images]))
         phi_pos, phi_neg = phi.chunk(2)
         theta = self.theta(users)
-        return (theta * (phi_pos - phi_neg)).sum(dim=1), theta
+        x = (theta * (phi_pos - phi_neg)).sum(dim=1)
+        if self.prior is not None:
+            x = x + self.prior(users, pos_items) - self.prior(users, neg_items)
+        if self.bias is None:
+            return x, theta, x.new_zeros(0)
+        b_pos, b_neg = self.bias(pos_items).squeeze(1), self.bias(neg_items).squeeze(1)
+        return x + b_pos - b_neg, theta, torch.cat([b_pos, b_neg])
 
 
 def dvbpr_loss(net: DVBPRNet, x_uij: torch.Tensor, theta_rows: torch.Tensor, lambda_cnn: float, lambda_theta: float,
-               data_scale: float = 1.0) -> tuple[torch.Tensor, float]:
+               data_scale: float = 1.0, bias_rows: torch.Tensor | None = None,
+               lambda_bias: float = 0.0) -> tuple[torch.Tensor, float]:
     """(loss to minimise, objective value). `data_scale` multiplies the per-sample terms: under DDP with W workers
     pass W, so the averaged gradient is the gradient of the sum over the global batch plus the CNN decay once."""
     data = -F.logsigmoid(x_uij).sum() + lambda_theta * 0.5 * theta_rows.pow(2).sum()
+    if bias_rows is not None and len(bias_rows):
+        data = data + lambda_bias * 0.5 * bias_rows.pow(2).sum()
     decay = lambda_cnn * 0.5 * sum(w.pow(2).sum() for w in regularised_weights(net.encoder))
     return data_scale * data + decay, float(data.detach() + decay.detach())
 
 
-def images_tensor(images: np.ndarray, index: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Catalogue images at `index` (uint8 NHWC) as a float [-1, 1] NCHW tensor on `device`."""
+def images_tensor(images: np.ndarray | torch.Tensor, index: np.ndarray,
+                  device: torch.device | str = "cpu") -> torch.Tensor:
+    """Catalogue images at `index` as a float [-1, 1] NCHW tensor on `device`: from uint8 NHWC, converted per
+    batch, or from `training_images` (already converted once, on the device)."""
+    if isinstance(images, torch.Tensor):
+        return images[torch.as_tensor(index, device=images.device)]
     return torch.from_numpy(to_tensor_range(images[index])).to(device)
+
+
+def training_images(images: np.ndarray, device: torch.device | str) -> np.ndarray | torch.Tensor:
+    """The catalogue converted to float [-1, 1] NCHW on `device` once, when that fits in TRAINING_CACHE_BYTES;
+    else the uint8 array itself (converted batch by batch)."""
+    if images.size * 4 > TRAINING_CACHE_BYTES:
+        return images
+    return torch.from_numpy(to_tensor_range(images)).to(device)
 
 
 @torch.no_grad()
@@ -88,26 +166,46 @@ class DVBPR(VisualRecommender):
 
     def __init__(self, k: int = 50, arch: str = "small", dropout: float = 0.5, lr: float = 1e-4,
                  lambda_cnn: float = 1e-3, lambda_theta: float = 1.0, batch_size: int = 128, epochs: int = 5,
-                 seed: int = 0):
+                 seed: int = 0, item_bias: bool = False, lambda_bias: float = 1.0,
+                 negatives_same_category: float = 0.0, count_prior: bool = False, channels_last: bool = False,
+                 mixed_precision: bool = False):
         self.hyper = {"k": k, "arch": arch, "dropout": dropout, "lr": lr, "lambda_cnn": lambda_cnn,
-                      "lambda_theta": lambda_theta, "batch_size": batch_size, "epochs": epochs, "seed": seed}
+                      "lambda_theta": lambda_theta, "batch_size": batch_size, "epochs": epochs, "seed": seed,
+                      "item_bias": item_bias, "lambda_bias": lambda_bias,
+                      "negatives_same_category": negatives_same_category, "count_prior": count_prior,
+                      "channels_last": channels_last, "mixed_precision": mixed_precision}
         self.k, self.arch, self.dropout = k, arch, dropout
         self.lr, self.lambda_cnn, self.lambda_theta = lr, lambda_cnn, lambda_theta
         self.batch_size, self.epochs, self.seed = batch_size, epochs, seed
+        self.item_bias, self.lambda_bias = item_bias, lambda_bias
+        self.negatives_same_category, self.count_prior = negatives_same_category, count_prior
+        self.channels_last, self.mixed_precision = channels_last, mixed_precision  # GPU speed; off = exact
         self.shape: dict[str, Any] = {}
         self.device = torch.device("cpu")
         self.meta: dict[str, Any] = {}
+        self._train_images: np.ndarray | torch.Tensor | None = None
+        self._train_images_of: np.ndarray | None = None
 
     @classmethod
     def from_config(cls, rec) -> "DVBPR":
         return cls(rec.k, rec.arch, rec.dropout, rec.lr, rec.lambda_cnn, rec.lambda_theta, rec.batch_size,
-                   rec.epochs, rec.seed)
+                   rec.epochs, rec.seed, rec.item_bias, rec.lambda_bias, rec.negatives_same_category,
+                   rec.count_prior, rec.channels_last, rec.mixed_precision)
 
-    def build(self, num_users: int, num_items: int, image_shape: tuple[int, int, int]) -> "DVBPR":
-        """Allocate θ, Φ's network and the item features for this many users and items."""
-        self.shape = {"num_users": num_users, "num_items": num_items, "image_shape": list(image_shape)}
+    def build(self, num_users: int, num_items: int, image_shape: tuple[int, int, int],
+              num_categories: int = 0) -> "DVBPR":
+        """Allocate θ, Φ's network and the item features for this many users and items (and categories, which
+        the count prior needs)."""
+        if self.count_prior and not num_categories:
+            raise ValueError("recommender.count_prior needs the catalogue's categories (build_for a catalogue)")
+        self.shape = {"num_users": num_users, "num_items": num_items, "image_shape": list(image_shape),
+                      "num_categories": num_categories}
         self.image_shape = tuple(image_shape)
-        self.net = DVBPRNet(num_users, self.k, self.arch, self.image_shape, self.dropout).to(self.device)
+        self.net = DVBPRNet(num_users, self.k, self.arch, self.image_shape, self.dropout,
+                            num_items if self.item_bias else 0, num_categories if self.count_prior else 0,
+                            num_items).to(self.device)
+        if self.channels_last:
+            self.net.encoder.to(memory_format=torch.channels_last)
         self.net.eval()
         self.item_phi = torch.zeros(num_items, self.k, device=self.device)
         return self
@@ -116,7 +214,13 @@ class DVBPR(VisualRecommender):
         h, w, c = catalogue_size(catalogue)
         if h != w:
             raise ValueError(f"DVBPR takes square images; the catalogue's are {w}x{h} (set data.image_size)")
-        self.build(catalogue.num_users, catalogue.num_items, (c, h, w))
+        self.build(catalogue.num_users, catalogue.num_items, (c, h, w), len(catalogue.categories))
+        if self.net.prior is not None:
+            self.net.prior.fit_counts(catalogue.train_users, catalogue.train_items, catalogue.item_category)
+            triples = sample_triples(TrainSet.from_catalogue(catalogue), PRIOR_TRIPLES,
+                                     np.random.default_rng(self.seed), self.negatives_same_category,
+                                     CategoryIndex.from_categories(catalogue.item_category))
+            self.net.prior.fit_weights(*triples)
 
     @property
     def encoder(self) -> nn.Module:
@@ -144,7 +248,10 @@ class DVBPR(VisualRecommender):
 
     def train_batch(self, net: nn.Module, optimizer: torch.optim.Optimizer, images: np.ndarray, users: np.ndarray,
                     pos: np.ndarray, neg: np.ndarray, data_scale: float = 1.0) -> float:
-        return train_step(net, optimizer, images, users, pos, neg, self, self.device, data_scale, self.net)
+        if self._train_images_of is not images:  # convert the catalogue once per worker
+            self._train_images, self._train_images_of = training_images(images, self.device), images
+        return train_step(net, optimizer, self._train_images, users, pos, neg, self, self.device, data_scale,
+                          self.net)
 
     def fit(self, catalogue, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
         """Train in this process on a Catalogue (with images)."""
@@ -152,12 +259,15 @@ class DVBPR(VisualRecommender):
         self.build_for(catalogue)
         rng = np.random.default_rng(self.seed)
         train = TrainSet.from_catalogue(catalogue)
+        categories = CategoryIndex.from_categories(catalogue.item_category)
         optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        images = training_images(catalogue.images, self.device)
         history = []
         for epoch in range(self.epochs):
             began = time.perf_counter()
-            users, pos, neg = sample_triples(train, train.num_interactions, rng)
-            total = train_epoch(self.net, optimizer, catalogue.images, users, pos, neg, self, self.device)
+            users, pos, neg = sample_triples(train, train.num_interactions, rng, self.negatives_same_category,
+                                             categories)
+            total = train_epoch(self.net, optimizer, images, users, pos, neg, self, self.device)
             seconds = time.perf_counter() - began
             metrics = {"epoch": epoch, "loss": total / len(users), "seconds": seconds,
                        "triples_per_s": len(users) / max(seconds, 1e-9)}
@@ -169,9 +279,17 @@ class DVBPR(VisualRecommender):
         return history
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> torch.Tensor:
+        """θ_u·Φ_i, plus β_i with item biases: how real items are ranked. Designs climb θ_u·Φ(image) alone."""
         theta = self.net.theta.weight.detach()[torch.as_tensor(np.asarray(users), device=self.device)]
-        phi = self.item_phi if items is None else self.item_phi[torch.as_tensor(np.asarray(items), device=self.device)]
-        return theta @ phi.T
+        index = slice(None) if items is None else torch.as_tensor(np.asarray(items), device=self.device)
+        scores = theta @ self.item_phi[index].T
+        if self.net.prior is not None:
+            with torch.no_grad():
+                scores = scores + self.net.prior.matrix(torch.as_tensor(np.asarray(users), device=self.device),
+                                                        index)
+        if self.net.bias is not None:
+            scores = scores + self.net.bias.weight.detach()[index, 0]
+        return scores
 
     def user_vectors(self) -> torch.Tensor:
         return self.net.theta.weight.detach()
@@ -196,7 +314,8 @@ class DVBPR(VisualRecommender):
     def from_payload(cls, payload: dict[str, Any]) -> "DVBPR":
         cfg = dict(payload["config"])
         shape = [cfg.pop(key) for key in ("num_users", "num_items", "image_shape")]
-        model = cls(**cfg).build(shape[0], shape[1], tuple(shape[2]))
+        categories = cfg.pop("num_categories", 0)
+        model = cls(**cfg).build(shape[0], shape[1], tuple(shape[2]), categories)
         model.net.load_state_dict(payload["state"]["net"])
         model.item_phi = payload["state"]["item_phi"].float()
         model.meta = dict(payload.get("meta") or {})
@@ -228,10 +347,19 @@ def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, images: np.ndar
                device: torch.device | str, data_scale: float = 1.0, module: DVBPRNet | None = None) -> float:
     """One Adam step on a batch of triples (index arrays or tensors); returns the batch objective."""
     module = module or net
+    device = torch.device(device)
     users_t = torch.as_tensor(np.asarray(users), dtype=torch.long, device=device)
-    x_uij, theta_rows = net(users_t, images_tensor(images, np.asarray(pos), device),
-                            images_tensor(images, np.asarray(neg), device))
-    loss, objective = dvbpr_loss(module, x_uij, theta_rows, rec.lambda_cnn, rec.lambda_theta, data_scale)
+    pos_t = torch.as_tensor(np.asarray(pos), dtype=torch.long, device=device)
+    neg_t = torch.as_tensor(np.asarray(neg), dtype=torch.long, device=device)
+    pos_x, neg_x = images_tensor(images, np.asarray(pos), device), images_tensor(images, np.asarray(neg), device)
+    if getattr(rec, "channels_last", False):
+        pos_x, neg_x = (x.contiguous(memory_format=torch.channels_last) for x in (pos_x, neg_x))
+    bf16 = getattr(rec, "mixed_precision", False) and device.type == "cuda"
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        x_uij, theta_rows, bias_rows = net(users_t, pos_x, neg_x, pos_t, neg_t)
+    x_uij, theta_rows, bias_rows = x_uij.float(), theta_rows.float(), bias_rows.float()
+    loss, objective = dvbpr_loss(module, x_uij, theta_rows, rec.lambda_cnn, rec.lambda_theta, data_scale,
+                                 bias_rows, rec.lambda_bias)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

@@ -39,7 +39,7 @@ from fashiongen.data.contract import Catalogue, load_catalogue, read_meta
 from fashiongen.errors import FashiongenError
 from fashiongen.evaluation.auc import held_out, sampled_auc
 from fashiongen.lake.paths import LakePaths
-from fashiongen.models.bpr import TrainSet, sample_triples
+from fashiongen.models.bpr import CategoryIndex, TrainSet, sample_triples
 from fashiongen.models.contract import recommender_class
 from fashiongen.runtime import ensure_ray
 from fashiongen.training.ray_train import final_state, resumed_state, run_config, save_and_report
@@ -80,21 +80,24 @@ def eval_user_sample(num_users: int, count: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(num_users, size=count, replace=False)).astype(np.int64)
 
 
-def sample_triple_batch(batch: dict[str, np.ndarray], train: TrainSet) -> dict[str, np.ndarray]:
+def sample_triple_batch(batch: dict[str, np.ndarray], train: TrainSet, same_category: float,
+                        categories: CategoryIndex) -> dict[str, np.ndarray]:
     """Ray Data UDF: one BPR triple per input row, drawn with fresh entropy (so every epoch resamples)."""
-    users, pos, neg = sample_triples(train, len(batch["id"]), np.random.default_rng())
+    users, pos, neg = sample_triples(train, len(batch["id"]), np.random.default_rng(), same_category, categories)
     return {"user": users, "pos": pos, "neg": neg}
 
 
-def triples_dataset(catalogue: Catalogue):
-    """Ray Dataset of one (user, pos, neg) triple per training interaction, resampled each time it is executed."""
+def triples_dataset(catalogue: Catalogue, same_category: float = 0.0):
+    """Ray Dataset of one (user, pos, neg) triple per training interaction, resampled each time it is executed;
+    `same_category` of the negatives from the positive's category."""
     import ray.data
 
     train = TrainSet.from_catalogue(catalogue)
     blocks = max(1, min(64, train.num_interactions // 4096))
     return ray.data.range(train.num_interactions, override_num_blocks=blocks).map_batches(
         sample_triple_batch, batch_format="numpy", batch_size=4096,
-        fn_kwargs={"train": train})
+        fn_kwargs={"train": train, "same_category": same_category,
+                   "categories": CategoryIndex.from_categories(catalogue.item_category)})
 
 
 def train_loop(config: dict[str, Any]) -> None:
@@ -168,7 +171,7 @@ def _train_distributed(cfg: Config, catalogue_uri: str, catalogue: Catalogue) ->
         train_loop,
         train_loop_config={"recommender": to_dict(rec), "catalogue_uri": catalogue_uri, "output_uri": output_uri,
                            "faults": faults.planned()},
-        datasets={"train": triples_dataset(catalogue)},
+        datasets={"train": triples_dataset(catalogue, rec.negatives_same_category)},
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu),
         run_config=run_config(cfg.train, run_name),
     )

@@ -59,7 +59,7 @@ def test_loss_is_the_official_batch_sum_with_weight_decay_on_weights_only():
     net = DVBPRNet(num_users=5, k=4, arch="small", image_shape=(1, 8, 8)).eval()
     users = torch.tensor([0, 1, 1])
     pos, neg = torch.rand(3, 1, 8, 8) * 2 - 1, torch.rand(3, 1, 8, 8) * 2 - 1
-    x, theta = net(users, pos, neg)
+    x, theta, _ = net(users, pos, neg)
     phi_p, phi_n = net.encoder(pos), net.encoder(neg)
     torch.testing.assert_close(x, (net.theta.weight[users] * (phi_p - phi_n)).sum(1))
     loss, objective = dvbpr_loss(net, x, theta, lambda_cnn=1e-3, lambda_theta=1.0)
