@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 import sys
 
 import pytest
@@ -88,3 +89,12 @@ def shared_catalogue(tmp_path_factory):
         return built[key]
 
     return make
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_root(request, tmp_path) -> str:
+    """A fresh, empty root URI, once as a local folder and once as a prefix on the moto S3 server."""
+    if request.param == "s3":
+        request.getfixturevalue("s3_server")
+        return f"s3://lake/{uuid.uuid4().hex[:12]}"
+    return str(tmp_path / "root")

@@ -3,7 +3,6 @@ and never block the good rows of the same day or of any later night."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import numpy as np
 import pyarrow as pa
@@ -25,12 +24,9 @@ def catalogue(tmp_path_factory) -> Catalogue:
     return load_catalogue(uri, with_images=False)
 
 
-@pytest.fixture(params=["local", "s3"])
-def landing(request, tmp_path) -> str:
-    if request.param == "s3":
-        request.getfixturevalue("s3_server")
-        return f"s3://lake/{uuid.uuid4().hex[:12]}/landing"
-    return str(tmp_path / "landing")
+@pytest.fixture
+def landing(storage_root) -> str:
+    return f"{storage_root}/landing"
 
 
 def _ms(date: str, offset_ms: int = 0) -> int:

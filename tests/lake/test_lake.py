@@ -5,7 +5,6 @@ import json
 import logging
 import os
 import re
-import uuid
 
 import pyarrow as pa
 import pytest
@@ -24,12 +23,9 @@ D1, D2 = "2026-08-19", "2026-08-20"
 HOSTILE_IDS = ["../../etc", "a/b", "..", "/abs/path", "ünïcødé/東京", "x" * 5000, "a\\b", "nul\x00byte", "run_date=1999-01-01"]
 
 
-@pytest.fixture(params=["local", "s3"])
-def lake(request, tmp_path) -> str:
-    if request.param == "s3":
-        request.getfixturevalue("s3_server")
-        return f"s3://lake/{uuid.uuid4().hex[:12]}"
-    return str(tmp_path / "lake")
+@pytest.fixture
+def lake(storage_root) -> str:
+    return storage_root
 
 
 # --- contract and keys -------------------------------------------------------------------------------------
