@@ -20,6 +20,7 @@ writes designs to the lake. Safe to rerun nightly.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from fashiongen import faults, storage
 from fashiongen.config import Config, to_dict
 from fashiongen.generation.actor import DesignActor, encode_designs
-from fashiongen.generation.plan import (DIGESTS_ATTACHMENT, DIGESTS_FILE, GenerationError, designed_digests,
+from fashiongen.generation.plan import (DIGESTS_ATTACHMENT, GenerationError, designed_digests,
                                         pq_rows, previous_digests, read_id_list, select_users, user_digests,
                                         write_pairs)
 from fashiongen.generation.summary import FAILURES_DIR, RunSummary, summarise
@@ -164,13 +165,28 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     summary.pairs_total = pairs_total
     summary.pairs_this_attempt = publish.dedupe_check(cfg.lake_uri, run_date, exclude=plan.superseded).pairs - before
     faults.fail_at(plan_faults, "generate.before_digests")
-    # The digests incremental runs compare against are part of the run's commit: written first, then named (with
-    # their checksum) in the manifest, so a run is published with its digests or not at all.
-    designed = users
-    digests_uri = paths.work(run_date, DIGESTS_FILE)
-    storage.write_table(designed_digests(previous_digests(cfg.lake_uri, run_date), digests, designed), digests_uri)
+    digests_uri = write_digests(paths, run_date, designed_digests(previous_digests(cfg.lake_uri, run_date), digests,
+                                                                  users))
     faults.fail_at(plan_faults, "generate.before_publish")
     publish.publish_run(cfg.lake_uri, run_date, model_version=model_version, config=cfg,
                         attachments={DIGESTS_ATTACHMENT: digests_uri}, replacing=plan.superseded)
+    for name in storage.list_files(paths.run_state(run_date)):  # digests of replaced or abandoned attempts
+        if storage.join(paths.run_state(run_date), name) != digests_uri:
+            storage.delete(storage.join(paths.run_state(run_date), name))
     faults.fail_at(plan_faults, "generate.after_publish")
     return summarise(summary, cfg, run_date)
+
+
+def write_digests(paths: LakePaths, run_date: str, table) -> str:
+    """The user digests incremental runs compare against are part of the run's commit: written before it under a
+    content-derived name (a published run's file is never overwritten, even by a `--force` being computed), then
+    named with its checksum in the manifest, so a run is published with its digests or not at all."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    uri = paths.run_state(run_date, f"user_digests-{hashlib.sha256(buffer.getvalue()).hexdigest()[:16]}.parquet")
+    storage.write_bytes(uri, buffer.getvalue())
+    return uri

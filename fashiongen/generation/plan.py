@@ -19,7 +19,6 @@ from fashiongen.lake.paths import LakePaths
 
 log = logging.getLogger(__name__)
 PAIRS_SCHEMA = pa.schema([("pair_id", pa.string()), ("user_id", pa.string()), ("category", pa.string())])
-DIGESTS_FILE = "user_digests.parquet"
 DIGESTS_ATTACHMENT = "user_digests"  # its name among a published run's manifest attachments
 
 

@@ -17,7 +17,8 @@ The tree:
     <lake>/designs/run_date=D/*.parquet, _SUCCESS             the designs table and its run manifest
     <lake>/images/run_date=D/<h[:2]>/<h>.png                  optional PNG objects (h = design_key)
     <lake>/_checkpoints/designs/run_date=D/                   Ray Data checkpoint of a run
-    <lake>/_work/designs/run_date=D/                          a run's pairs, failures and user digests
+    <lake>/_work/designs/run_date=D/                          a run's pairs and failures (rebuilt by a fresh start)
+    <lake>/_state/designs/run_date=D/                         files committed with a run (its user digests)
     <lake>/pictures/user=<id_key>/                            `fashiongen design` pictures
     <lake>/pictures/run_date=D/sheet-<id_key>.png             `fashiongen lake sheet` contact sheets
 
@@ -120,8 +121,12 @@ class LakePaths:
         return self._at("_checkpoints", DESIGNS_DIR, _run_partition(run_date))
 
     def work(self, run_date: str, *parts: str) -> str:
-        """A run's working area (pairs, failures, user digests): outside designs/, never read by readers."""
+        """A run's working area (pairs, failures): outside designs/, never read by readers."""
         return self._at("_work", DESIGNS_DIR, _run_partition(run_date), *parts)
+
+    def run_state(self, run_date: str, *parts: str) -> str:
+        """Files committed with a run through its manifest (content-named, never rewritten): its user digests."""
+        return self._at("_state", DESIGNS_DIR, _run_partition(run_date), *parts)
 
     def images_run(self, run_date: str) -> str:
         return self._at("images", _run_partition(run_date))

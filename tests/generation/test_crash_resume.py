@@ -34,7 +34,7 @@ def setup(tmp_path_factory):
     lake = str(base / "lake")
     args = ["generate", f"lake_uri={lake}", f"data.catalogue_uri={cfg.data.catalogue_uri}", f"run_date={DATE}",
             f"generation.recommender_uri={base / 'dvbpr.pt'}", f"generation.generator_uri={base / 'generator.pt'}",
-            "design.restarts=8", "design.steps=40", f"design.top_k={TOP_K}", "design.batch_pairs=4",
+            "design.restarts=4", "design.steps=20", f"design.top_k={TOP_K}", "design.batch_pairs=4",
             "generation.pairs_per_block=4", "generation.rows_per_file=8"]
     return lake, args, NUM_USERS * len(catalogue.categories)
 

@@ -11,6 +11,7 @@ import pytest
 from fashiongen import storage
 from fashiongen.config import load_config
 from fashiongen.lake import layout, publish, reader
+from fashiongen.lake.paths import LakePaths
 from fixtures import fmnist_catalogue_with_models, needs_fmnist
 
 pytestmark = needs_fmnist
@@ -184,7 +185,8 @@ def test_digests_are_committed_with_the_run_so_a_crash_never_skews_the_next_incr
                               f"generation.recommender_uri={day2}"))
     assert set(reader.read_run(lake, "2026-11-26").column("user_id").to_pylist()) == {models["user_ids"][2]}
     manifest = reader.read_manifest(lake, "2026-11-26")
-    assert manifest["attachments"][DIGESTS_ATTACHMENT]["path"].startswith("_work/designs/run_date=2026-11-26/")
+    assert manifest["attachments"][DIGESTS_ATTACHMENT]["path"].startswith("_state/designs/run_date=2026-11-26/user_digests-")
+    assert len(storage.list_files(LakePaths(lake).run_state("2026-11-26"))) == 1  # the crashed attempts left none
 
     theta[5] += 1.0  # day 3: one more user changes; user 2 keeps its day-2 vector
     day3 = str(tmp_path / "dvbpr-day3.pt")
