@@ -53,10 +53,21 @@ def _finish(process: subprocess.Popen, timeout: float = 420) -> tuple[int, str]:
     try:
         out, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        _reap(process)
         out, _ = process.communicate()
         pytest.fail(f"the run hung for {timeout:.0f} s (a resume that never finishes):\n{out[-3000:]}")
+    _reap(process)  # a killed driver's Ray workers can outlive it: end its whole session
     return process.returncode, out
+
+
+def _reap(process: subprocess.Popen) -> None:
+    """SIGKILL every process of the driver's session (Ray gives its workers process groups of their own)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3]) == process.pid:
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            pass
 
 
 def _written(lake: str) -> publish.DedupeReport:
@@ -75,7 +86,7 @@ def test_killed_at_every_stage_then_rerun_publishes_each_pair_exactly_once(setup
     deadline = time.monotonic() + 400
     while process.poll() is None and time.monotonic() < deadline and not list(run.glob("*.parquet")):
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
+    _reap(process)
     code, out = _finish(process)
     assert code == -signal.SIGKILL, out[-2000:]
     mid = _written(lake)
