@@ -131,6 +131,7 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     log.info("designs run %s: %s (%d users x %d categories)", run_date, why, users.num_rows, len(generator.categories))
     pairs_uri = write_pairs(cfg, run_date, users, list(generator.categories), listed)
 
+    plan_faults = faults.planned()  # read once: the driver's crash points and the actors' share one plan
     ctx = ray.data.DataContext.get_current()
     ckpt_fs, ckpt_path = storage.filesystem(plan.checkpoint_uri)
     ctx.checkpoint_config = CheckpointConfig(id_column="pair_id", checkpoint_path=ckpt_path,
@@ -140,7 +141,6 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     pairs_fs, pairs_path = storage.filesystem(pairs_uri)
     out_fs, out_path = storage.filesystem(plan.run_uri)
     pairs_total = pq_rows(pairs_uri)
-    plan_faults = faults.planned()
     faults.fail_at(plan_faults, "generate.before_pipeline")
     started = time.perf_counter()
     before = publish.dedupe_check(cfg.lake_uri, run_date, exclude=plan.superseded).pairs
@@ -154,7 +154,7 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
                              "recommender_uri": rec_uri, "generator_uri": gen_uri,
                              "catalogue_uri": cfg.data.catalogue_uri, "design": to_dict(cfg.design),
                              "run_date": run_date, "model_version": model_version,
-                             "failures_uri": paths.work(run_date, FAILURES_DIR), "faults": faults.planned()}) \
+                             "failures_uri": paths.work(run_date, FAILURES_DIR), "faults": plan_faults}) \
             .map_batches(encode_designs, batch_format="pyarrow", num_cpus=LIGHT_CPUS,
                          fn_kwargs={"lake_uri": cfg.lake_uri, "write_objects": cfg.generation.write_image_objects}) \
             .write_parquet(out_path, filesystem=out_fs, min_rows_per_file=cfg.generation.rows_per_file,
