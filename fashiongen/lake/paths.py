@@ -79,6 +79,11 @@ class LakePaths:
         return (self.design_recommender_override or self.recommender_model(model),
                 self.design_generator_override or self.generator_model())
 
+    def classifier_model(self, role: str = "judge") -> str:
+        """The catalogue's category classifiers: "judge" is the feature space of the in-domain realism metrics,
+        "guard" (trained apart, another seed) the one design.category_guard climbs."""
+        return self._at("models", "classifier.pt" if role == "judge" else f"classifier-{role}.pt")
+
     def nightly_models(self) -> str:
         return storage.join(self.recommender_models(), "nightly")
 

@@ -25,6 +25,7 @@ class CategoryClassifier(nn.Module):
         super().__init__()
         self.config = {"in_channels": in_channels, "num_classes": num_classes, "image_size": image_size,
                        "feature_dim": feature_dim}
+        self.meta: dict = {}  # what it was trained on (save_classifier's meta)
 
         def block(cin: int, cout: int) -> nn.Sequential:
             return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
@@ -78,9 +79,10 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, epochs: int = 2, ba
     return model.eval()
 
 
-def save_classifier(model: CategoryClassifier, uri: str) -> None:
+def save_classifier(model: CategoryClassifier, uri: str, meta: dict | None = None) -> None:
+    """Write the classifier; `meta` (plain values, e.g. what it was trained on) comes back as `model.meta`."""
     buf = io.BytesIO()
-    torch.save({"kind": "category-classifier", "config": model.config,
+    torch.save({"kind": "category-classifier", "config": model.config, "meta": dict(meta or {}),
                 "state": {k: v.cpu() for k, v in model.state_dict().items()}}, buf)
     storage.write_bytes(uri, buf.getvalue())
 
@@ -93,4 +95,5 @@ def load_classifier(uri: str) -> CategoryClassifier:
         raise CheckpointError(f"{uri!r} is not a category-classifier checkpoint")
     model = CategoryClassifier(**payload["config"])
     model.load_state_dict(payload["state"])
+    model.meta = payload.get("meta", {})
     return model.eval()

@@ -1,0 +1,41 @@
+"""The catalogue's category classifiers, trained once per catalogue: the "judge" is the feature space of the
+in-domain realism metrics (FID/KID, class consistency) of GAN samples and designs; the "guard", trained apart with
+another seed, is what `design.category_guard` climbs (so the class-consistency judge is never the climbed network).
+
+    classifier = ensure_classifier(cfg, catalogue)   # loads <lake>/models/classifier.pt, or trains and writes it
+
+It is retrained when the catalogue it was trained on changed (another item count or category list).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from fashiongen import storage
+from fashiongen.config import Config
+from fashiongen.data.contract import Catalogue
+from fashiongen.lake.paths import LakePaths
+from fashiongen.models.classifier import CategoryClassifier, load_classifier, save_classifier, train_classifier
+
+log = logging.getLogger(__name__)
+
+EPOCHS = 3
+
+
+ROLES = {"judge": 0, "guard": 1}  # role -> seed offset: the guard a design climbs is never the judge's network
+
+
+def ensure_classifier(cfg: Config, catalogue: Catalogue, role: str = "judge") -> CategoryClassifier:
+    """The classifier of `role` at LakePaths.classifier_model(role) when it matches the catalogue, else a fresh one
+    (seeded simulation.seed + the role's offset) written there."""
+    uri = LakePaths.of(cfg).classifier_model(role)
+    if storage.exists(uri):
+        model = load_classifier(uri)
+        if model.meta.get("categories") == list(catalogue.categories) and model.meta.get("items") == catalogue.num_items:
+            return model
+    started = time.perf_counter()
+    model = train_classifier(catalogue.images, catalogue.item_category, epochs=EPOCHS,
+                             seed=cfg.simulation.seed + ROLES[role])
+    save_classifier(model, uri, meta={"categories": list(catalogue.categories), "items": catalogue.num_items})
+    log.info("trained the catalogue's %s category classifier in %.0f s (%s)", role, time.perf_counter() - started, uri)
+    return model
