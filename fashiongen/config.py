@@ -124,15 +124,20 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DesignConfig:
-    """Preference maximisation, what the pure-torch engine takes (official defaults: R=16, T=10, Adam lr 0.05,
-    z0 ~ N(0, 0.5^2), eta=1)."""
+    """Preference maximisation, what the pure-torch engine takes. `preset=official` is the paper's PM/main.py
+    (R=16, T=10, Adam lr 0.05, z0 ~ N(0, 0.5^2), eta=1 in absolute units)."""
 
     preset: str = ""  # a named recipe applied before the file's values (see PRESETS); "" = none
+    mode: str = "optimise"  # optimise: climb from z0 | from_items: redesign the pair's top real items (see engine)
     restarts: int = 16
     steps: int = 10
     lr: float = 0.05
     init_std: float = 0.5
     eta: float = 1.0
+    eta_scale: str = "absolute"  # absolute (official) | user_spread: eta x the std of the user's scores in the category
+    warm_start: int = 0  # restarts that start from the inverted latents of the pair's top real items (0 = none)
+    keep_norm: bool = False  # after each step, rescale every z to its starting norm (stays on the prior's shell)
+    category_guard: float = 0.0  # weight of log p(c | G(z, c)) under a guard classifier trained apart (0 = off)
     top_k: int = 3
     bounded_latent: bool = False  # optimise w with z = tanh(w) (the paper's U(-1,1) domain); official: unbounded
     batch_pairs: int = 64  # (user, category) pairs optimised together; results do not depend on it
@@ -152,6 +157,8 @@ class GenerationConfig:
 
     recommender_uri: str = ""  # empty = where training writes it (LakePaths.design_models)
     generator_uri: str = ""  # empty = where training writes it
+    judge_uri: str = ""  # a held-out visual recommender trained apart: judges the designs, never climbed ("" = none)
+    realism_sample: int = 1000  # designs (rank 1) whose FID / class consistency the run summary reports (0 = off)
     pictures_uri: str = ""  # where `fashiongen design` writes pictures; empty = <lake_uri>/pictures
     users_uri: str = ""  # Parquet/CSV with user_id: design only these users (empty = all users)
     pairs_uri: str = ""  # Parquet/CSV with user_id, category: design exactly these pairs
@@ -197,8 +204,16 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "recommender": {"paper": {"k": 50, "lr": 1e-4, "lambda_cnn": 1e-3, "lambda_theta": 1.0, "batch_size": 128,
                               "dropout": 0.5}},
     "gan": {"paper": {"ema_decay": 0.0, "spectral_norm": False, "beta1": 0.5, "beta2": 0.99}},
-    "design": {"official": {"restarts": 16, "steps": 10, "lr": 0.05, "init_std": 0.5, "eta": 1.0,
-                            "bounded_latent": False, "early_stopping": False}},
+    "design": {"official": {"mode": "optimise", "restarts": 16, "steps": 10, "lr": 0.05, "init_std": 0.5,
+                            "eta": 1.0, "eta_scale": "absolute", "warm_start": 0, "keep_norm": False, "category_guard": 0.0,
+                            "bounded_latent": False,
+                            "early_stopping": False}},
+}
+
+# Settings that take one of a few words; checked with BOUNDS.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "design.mode": ("optimise", "from_items"),
+    "design.eta_scale": ("absolute", "user_spread"),
 }
 
 
@@ -219,15 +234,21 @@ BOUNDS: dict[str, tuple[float, float | None]] = {
     "design.restarts": (1, None), "design.steps": (0, None), "design.lr": (0, None), "design.init_std": (0, None),
     "design.eta": (0, None), "design.top_k": (1, None), "design.batch_pairs": (1, None),
     "design.early_stop_tol": (0, None), "design.invert_restarts": (1, None), "design.invert_steps": (0, None),
-    "design.invert_lr": (0, None), "design.proximity": (0, None),
+    "design.invert_lr": (0, None), "design.proximity": (0, None), "design.warm_start": (0, None),
+    "design.category_guard": (0, None),
     "generation.max_users": (0, None), "generation.actors": (0, None), "generation.rows_per_file": (1, None),
-    "generation.pairs_per_block": (1, None),
+    "generation.pairs_per_block": (1, None), "generation.realism_sample": (0, None),
     "nightly.refresh_steps": (0, None), "nightly.refresh_lr": (0, None), "nightly.max_auc_drop": (0, None),
 }
 
 
 def check_bounds(cfg: "Config") -> None:
-    """ConfigError naming the first setting outside its BOUNDS (and a value of that kind that works)."""
+    """ConfigError naming the first setting outside its BOUNDS or CHOICES (and a value of that kind that works)."""
+    for key, words in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in words:
+            raise ConfigError(f"{key}={value!r} is not one of {', '.join(words)} (e.g. {key}={words[0]})")
     for key, (lo, hi) in BOUNDS.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)

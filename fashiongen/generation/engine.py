@@ -2,10 +2,21 @@
 
 For each pair (u, c), R latent codes are optimised with Adam for T steps to maximise
 
-    objective(z) = θ_u · Φ(G(z, c)) − η · (D(G(z, c), c) − 1)²
+    objective(z) = θ_u · Φ(G(z, c)) − η_uc · (D(G(z, c), c) − 1)²   [− λ · ‖z − z_item‖² in from_items mode]
 
-as the official `PM/main.py` does (R=16, T=10, Adam lr 0.05, z0 ~ N(0, 0.5²), η=1, no tanh, the loss is the mean
-over the R restarts). G's images are resized to the recommender's input size with nearest neighbour (the official
+as the official `PM/main.py` does with `design.preset=official` (R=16, T=10, Adam lr 0.05, z0 ~ N(0, 0.5²), η=1,
+no tanh, the loss is the mean over the R restarts). The recipe's levers (DesignConfig):
+- eta_scale=user_spread: η_uc = η × the std of θ_u·Φ_i over category c's items, so the realism penalty is in units
+  of the user's own score spread (the paper's scores are several times this project's);
+- keep_norm: after every step each z is rescaled to its starting norm, so the search moves on the shell where
+  z0 was drawn (the prior's typical set at init_std=1) instead of drifting off where G was trained;
+- warm_start=m: m of the R restarts start from the inverted latents of the pair's top-m real items
+  (`invert.invert_images`, each item seeded by its index and inverted once per engine);
+- mode=from_items: R = top_k starts, one per top real item, each anchored by the proximity term (a redesign);
+- category_guard=γ: + γ · log p(c | G(z, c)) under a guard classifier trained apart from the realism judge's (see
+  training/classifier.py), so a design that climbs θ·Φ out of its category pays for it;
+- early_stopping: a pair stops once its mean objective rises by less than early_stop_tol in a step.
+G's images are resized to the recommender's input size with nearest neighbour (the official
 64→224 `resize_nearest_neighbor`) and their channels adapted: RGB → L with PIL's luminance weights
 (0.299, 0.587, 0.114, how the catalogue's grey images were made), L → RGB by repeating the channel.
 
@@ -19,10 +30,14 @@ float rounding of batched kernels).
     engine = PreferenceEngine(recommender, generator, cfg.generation, item_category, device="cpu", oracle=truth)
     result = engine.optimise(pair_ids, user_idx, category_idx, run_date="2024-05-01")
     result.designs   # one row per (pair, rank): pair_id, rank, user_idx, category_idx, score, realism, objective,
-                     #   latent (n, latent_dim) float32, image (n, H, W, C) uint8 [, oracle_score]
+                     #   latent (n, latent_dim) float32, source_item_idx (-1: a prior start), image (n, H, W, C)
+                     #   uint8 [, oracle_score] [, judge_score]
     result.pairs     # one row per pair: pair_id, user_idx, category_idx, best_score, initial_best_score, lift,
                      #   dataset_top_item_idx (P, k), dataset_top_scores (P, k), steps_run
-                     #   [, oracle_best_generated, oracle_dataset_top (P, k)]
+                     #   [, oracle_best_generated, oracle_dataset_top (P, k)] [, judge_dataset_top (P, k)]
+
+A held-out `judge` (another visual recommender trained apart) scores the kept designs and the retrieved items
+after the optimisation; it never enters the objective.
 
 `category_idx` and `item_category` index the GENERATOR's categories (`category_mapping` maps a catalogue's).
 Ranks order a pair's restarts by their final objective (score minus realism penalty); `lift` is the best
@@ -45,6 +60,8 @@ from fashiongen.errors import FashiongenError
 from fashiongen.models.contract import ConditionalGenerator, Recommender, VisualRecommender
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # PIL's RGB -> "L" conversion
+MODES = ("optimise", "from_items")
+ETA_SCALES = ("absolute", "user_spread")
 
 
 class EngineError(FashiongenError, ValueError):
@@ -145,10 +162,12 @@ class DesignObjective:
         score = (theta_rows * phi.float()).sum(dim=1)
         return images.float(), score, realism.float().reshape(-1)
 
-    def __call__(self, z: torch.Tensor, users: torch.Tensor, categories: torch.Tensor):
-        """Latents (n, L), user and category indices (n,) -> images (n, C, H, W), score, realism, objective."""
+    def __call__(self, z: torch.Tensor, users: torch.Tensor, categories: torch.Tensor,
+                 eta: torch.Tensor | float | None = None):
+        """Latents (n, L), user and category indices (n,) -> images (n, C, H, W), score, realism, objective.
+        `eta` (a number or one per latent) replaces settings.eta, e.g. when it is scaled per user."""
         images, score, realism = self._forward(z, self.theta[users], categories)
-        objective = score - self.settings.eta * (realism - 1.0) ** 2
+        objective = score - (self.settings.eta if eta is None else eta) * (realism - 1.0) ** 2
         return images, score, realism, objective
 
 
@@ -168,10 +187,15 @@ class PreferenceEngine:
 
     def __init__(self, recommender: Recommender, generator: ConditionalGenerator, settings: DesignConfig,
                  item_category: np.ndarray, device: torch.device | str = "cpu",
-                 oracle: PreferenceOracle | None = None):
+                 oracle: PreferenceOracle | None = None, item_images: np.ndarray | None = None,
+                 judge: VisualRecommender | None = None, guard: torch.nn.Module | None = None,
+                 guard_class: np.ndarray | None = None):
         if settings.restarts < 1 or settings.steps < 0 or settings.top_k < 1 or settings.batch_pairs < 1:
             raise EngineError("design.restarts, top_k and batch_pairs must be >= 1 and design.steps >= 0 "
                               f"(got {settings.restarts}, {settings.top_k}, {settings.batch_pairs}, {settings.steps})")
+        if settings.mode not in MODES or settings.eta_scale not in ETA_SCALES:
+            raise EngineError(f"design.mode must be one of {MODES} and design.eta_scale one of {ETA_SCALES} "
+                              f"(got {settings.mode!r}, {settings.eta_scale!r})")
         self.settings = settings
         self.objective = DesignObjective(recommender, generator, settings, device)
         self.device = self.objective.device
@@ -183,7 +207,42 @@ class PreferenceEngine:
             raise EngineError(f"item_category has shape {self.item_category.shape} but the recommender has "
                               f"{len(self.item_features)} items: pass the catalogue the recommender was trained on")
         self._item_category_t = torch.from_numpy(self.item_category).to(self.device)
-        self.top_k = min(settings.top_k, settings.restarts)
+        # from_items: one start per top real item; optimise: the best top_k of R restarts are kept.
+        self.restarts = settings.top_k if settings.mode == "from_items" else settings.restarts
+        self.top_k = min(settings.top_k, self.restarts)
+        self.warm_items = self.top_k if settings.mode == "from_items" else min(settings.warm_start, self.restarts)
+        if self.warm_items and item_images is None:
+            raise EngineError(f"design.mode={settings.mode} with design.warm_start={settings.warm_start} starts from "
+                              "real items: pass the catalogue's images (item_images)")
+        if item_images is not None and len(item_images) != len(self.item_features):
+            raise EngineError(f"{len(item_images)} item images but the recommender has {len(self.item_features)} "
+                              "items: pass the catalogue the recommender was trained on")
+        self.item_images = item_images
+        self._inverted: dict[int, torch.Tensor] = {}  # item index -> its fitted latent (an actor reuses them)
+        self.judge = self._judge_view(judge) if judge is not None else None
+        if settings.category_guard and (guard is None or guard_class is None):
+            raise EngineError(f"design.category_guard={settings.category_guard} needs the guard classifier and the "
+                              "class of each generator category (guard, guard_class)")
+        if settings.category_guard:
+            shape = (guard.config["in_channels"], guard.config["image_size"], guard.config["image_size"])
+            self.guard = guard.to(self.device).eval().requires_grad_(False)
+            self.guard_adapt = image_adapter(tuple(generator.image_shape), shape)
+            self.guard_class = torch.as_tensor(np.asarray(guard_class, np.int64), device=self.device)
+
+    def _judge_view(self, judge: VisualRecommender) -> tuple[VisualRecommender, torch.Tensor, torch.Tensor, Callable]:
+        """The held-out scorer: its user vectors, item features and image adapter (it never feeds a gradient)."""
+        if not isinstance(judge, VisualRecommender):
+            raise EngineError(f"the held-out scorer (kind {judge.kind!r}) cannot score new images: train a visual "
+                              "recommender (e.g. dvbpr) apart and name it in generation.judge_uri")
+        theta, phi = judge.user_vectors().detach(), judge.item_features().detach()
+        if theta.shape[0] != len(self.objective.theta) or phi.shape[0] != len(self.item_features):
+            raise EngineError(f"the held-out scorer knows {theta.shape[0]} users and {phi.shape[0]} items, the "
+                              f"recommender {len(self.objective.theta)} and {len(self.item_features)}: train both "
+                              "on the same catalogue")
+        judge.to(self.device)
+        judge.freeze()
+        adapt = image_adapter(tuple(self.objective.generator.image_shape), tuple(judge.image_shape))
+        return judge, theta.to(self.device, torch.float32), phi.to(self.device, torch.float32), adapt
 
     # ------------------------------------------------------------------ validation
     def _validate(self, pair_ids: Sequence[str], user_idx: np.ndarray, category_idx: np.ndarray) -> None:
@@ -230,10 +289,21 @@ class PreferenceEngine:
 
     def dataset_top(self, user_idx: np.ndarray, category_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each user's top-k catalogue items of the paired category by θ_u·Φ_i: indices (P, k) and scores (P, k)."""
+        idx, scores, _ = self._catalogue_view(user_idx, category_idx)
+        return idx, scores
+
+    # ------------------------------------------------------------------ internals
+    def _catalogue_view(self, user_idx: np.ndarray, category_idx: np.ndarray):
+        """Top-k item indices (P, k) and scores (P, k) of each pair's category (padded with -1 / NaN), and the std
+        of the user's scores over that category's items (P,), the unit of design.eta_scale=user_spread."""
         users = torch.from_numpy(np.asarray(user_idx, dtype=np.int64)).to(self.device)
         cats = torch.from_numpy(np.asarray(category_idx, dtype=np.int64)).to(self.device)
         scores = self.objective.theta[users] @ self.item_features.T
-        scores = scores.masked_fill(self._item_category_t[None, :] != cats[:, None], float("-inf"))
+        member = self._item_category_t[None, :] == cats[:, None]
+        count = member.sum(dim=1).clamp(min=1)
+        mean = torch.where(member, scores, 0.0).sum(dim=1) / count
+        spread = torch.sqrt(torch.where(member, (scores - mean[:, None]) ** 2, 0.0).sum(dim=1) / count)
+        scores = scores.masked_fill(~member, float("-inf"))
         k = min(self.top_k, scores.shape[1])
         top_scores, top_idx = torch.topk(scores, k, dim=1)
         top_idx = torch.where(torch.isinf(top_scores), torch.full_like(top_idx, -1), top_idx)
@@ -243,21 +313,52 @@ class PreferenceEngine:
         if pad:
             idx = np.pad(idx, ((0, 0), (0, pad)), constant_values=-1)
             sc = np.pad(sc, ((0, 0), (0, pad)), constant_values=np.nan)
-        return idx, sc.astype(np.float32)
+        return idx, sc.astype(np.float32), spread.detach()
 
-    # ------------------------------------------------------------------ internals
     def _latent(self, w: torch.Tensor) -> torch.Tensor:
         return torch.tanh(w) if self.settings.bounded_latent else w
 
+    def _item_latents(self, items: np.ndarray) -> torch.Tensor:
+        """Latents that redraw catalogue items (inverted once per item and kept: users share their top items).
+        Each item's fit is seeded by its index alone, so it does not depend on the batch."""
+        from fashiongen.generation.invert import invert_images
+
+        todo = np.array(sorted({int(i) for i in items} - self._inverted.keys()), dtype=np.int64)
+        if todo.size:
+            fit = invert_images(self.objective.generator, self.item_images[todo], self.item_category[todo],
+                                self.settings, seed=todo + 1, device=self.device)
+            for i, z in zip(todo, torch.from_numpy(fit.latent)):
+                self._inverted[int(i)] = z
+        return torch.stack([self._inverted[int(i)] for i in items]) if len(items) else \
+            torch.zeros(0, self.objective.latent_dim)
+
+    def _starts(self, pair_ids: list[str], run_date: str, top_idx: np.ndarray):
+        """z0 (P·R, L), the item each start redraws (P·R,, -1 = a prior draw) and whether it is anchored to it."""
+        n_pairs, n_restarts, latent_dim = len(pair_ids), self.restarts, self.objective.latent_dim
+        z0 = torch.stack([initial_latents(p, run_date, n_restarts, latent_dim, self.settings.init_std)
+                          for p in pair_ids]) if n_pairs else torch.zeros(0, n_restarts, latent_dim)
+        source = np.full((n_pairs, n_restarts), -1, dtype=np.int64)
+        source[:, :self.warm_items] = top_idx[:, :self.warm_items]
+        warm = source >= 0
+        if warm.any():
+            z0[torch.from_numpy(warm)] = self._item_latents(source[warm])
+        anchored = torch.from_numpy(warm.reshape(-1)) if self.settings.mode == "from_items" else \
+            torch.zeros(n_pairs * n_restarts, dtype=torch.bool)
+        return z0.reshape(n_pairs * n_restarts, latent_dim).to(self.device), source.reshape(-1), \
+            anchored.to(self.device)
+
     def _optimise_chunk(self, pair_ids: list[str], user_idx: np.ndarray, category_idx: np.ndarray, run_date: str,
                         trajectory: bool) -> EngineResult:
-        s, n_pairs, n_restarts, k = self.settings, len(pair_ids), self.settings.restarts, self.top_k
-        latent_dim = self.objective.latent_dim
-        z0 = torch.stack([initial_latents(p, run_date, n_restarts, latent_dim, s.init_std) for p in pair_ids]) \
-            if n_pairs else torch.zeros(0, n_restarts, latent_dim)
-        z0 = z0.reshape(n_pairs * n_restarts, latent_dim).to(self.device)
+        s, n_pairs, n_restarts, k = self.settings, len(pair_ids), self.restarts, self.top_k
+        data_idx, data_scores, spread = self._catalogue_view(user_idx, category_idx)
+        z0, source, anchored = self._starts(pair_ids, run_date, data_idx)
+        anchor = z0.clone()
+        proximity = s.proximity * anchored.float()
+        eta = s.eta * (spread if s.eta_scale == "user_spread" else torch.ones_like(spread))
+        eta = eta.repeat_interleave(n_restarts)
         w0 = torch.atanh(z0.clamp(-0.999, 0.999)) if s.bounded_latent else z0
         w = w0.clone().requires_grad_(True)
+        norm0 = w0.norm(dim=1, keepdim=True)
         users = torch.from_numpy(user_idx).to(self.device).repeat_interleave(n_restarts)
         cats = torch.from_numpy(category_idx).to(self.device).repeat_interleave(n_restarts)
         optimiser = torch.optim.Adam([w], lr=s.lr)
@@ -267,6 +368,14 @@ class PreferenceEngine:
         initial_best = None
         traj: dict[str, list] = {"image": [], "score": [], "objective": []}
 
+        def evaluate(z: torch.Tensor):
+            images, score, realism, objective = self.objective(z, users, cats, eta)
+            objective = objective - proximity * ((z - anchor) ** 2).sum(dim=1)
+            if s.category_guard:
+                log_p = torch.log_softmax(self.guard(self.guard_adapt(images)), dim=1)
+                objective = objective + s.category_guard * log_p.gather(1, self.guard_class[cats][:, None])[:, 0]
+            return images, score, realism, objective
+
         def record(images, score, objective) -> None:
             if trajectory:
                 traj["image"].append(to_uint8_nhwc(images).reshape(n_pairs, n_restarts, *images.shape[2:], images.shape[1]))
@@ -274,7 +383,7 @@ class PreferenceEngine:
                 traj["objective"].append(objective.detach().reshape(n_pairs, n_restarts).cpu().numpy())
 
         for _ in range(s.steps if n_pairs else 0):
-            images, score, _realism, objective = self.objective(self._latent(w), users, cats)
+            images, score, _realism, objective = evaluate(self._latent(w))
             if initial_best is None:
                 initial_best = score.detach().reshape(n_pairs, n_restarts).max(dim=1).values
             record(images, score, objective)
@@ -294,11 +403,14 @@ class PreferenceEngine:
                     w[keep] = frozen_w[keep]
             else:
                 optimiser.step()
+            if s.keep_norm:
+                with torch.no_grad():
+                    w.mul_(norm0 / w.norm(dim=1, keepdim=True).clamp(min=1e-12))
             steps_run += active.long()
 
         with torch.no_grad():
             z = self._latent(w.detach())
-            images, score, realism, objective = self.objective(z, users, cats)
+            images, score, realism, objective = evaluate(z)
         record(images, score, objective)
         if initial_best is None:
             initial_best = score.reshape(n_pairs, n_restarts).max(dim=1).values
@@ -316,9 +428,9 @@ class PreferenceEngine:
             "realism": realism[flat].cpu().numpy().astype(np.float32),
             "objective": objective[flat].cpu().numpy().astype(np.float32),
             "latent": z[flat].cpu().numpy().astype(np.float32),
+            "source_item_idx": source[flat.cpu().numpy()],
             "image": top_images,
         }
-        data_idx, data_scores = self.dataset_top(user_idx, category_idx)
         best = top_score.reshape(n_pairs, k).max(axis=1) if n_pairs else np.zeros(0, np.float32)
         pairs = {
             "pair_id": np.array(pair_ids, dtype=object),
@@ -331,6 +443,8 @@ class PreferenceEngine:
             "dataset_top_scores": data_scores,
             "steps_run": steps_run.cpu().numpy(),
         }
+        if self.judge is not None:
+            self._add_judge(designs, pairs, images[flat])
         if self.oracle is not None:
             self._add_oracle(designs, pairs)
         out_traj = None
@@ -340,6 +454,18 @@ class PreferenceEngine:
             steps_taken = len(traj["score"]) - 1
             out_traj["step"] = np.tile(np.arange(steps_taken + 1), (n_pairs, 1))
         return EngineResult(designs=designs, pairs=pairs, trajectory=out_traj)
+
+    def _add_judge(self, designs: dict[str, np.ndarray], pairs: dict[str, np.ndarray], images: torch.Tensor) -> None:
+        """The held-out scorer's θ·Φ of the kept designs and of the retrieved catalogue items (never optimised)."""
+        assert self.judge is not None
+        judge, theta, phi, adapt = self.judge
+        users = torch.from_numpy(designs["user_idx"]).to(self.device)
+        with torch.no_grad():
+            designs["judge_score"] = (judge.encode_images(adapt(images)).float() * theta[users]).sum(dim=1) \
+                .cpu().numpy().astype(np.float32)
+            items = torch.from_numpy(pairs["dataset_top_item_idx"]).to(self.device)
+            real = (theta[torch.from_numpy(pairs["user_idx"]).to(self.device)][:, None, :] * phi[items.clamp(min=0)]).sum(-1)
+            pairs["judge_dataset_top"] = torch.where(items >= 0, real, float("nan")).cpu().numpy().astype(np.float32)
 
     def _add_oracle(self, designs: dict[str, np.ndarray], pairs: dict[str, np.ndarray]) -> None:
         """True preference of the designs and of the retrieved catalogue items (simulated catalogues only)."""

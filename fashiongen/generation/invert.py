@@ -66,16 +66,21 @@ def _check_categories(generator: ConditionalGenerator, category_idx: np.ndarray,
 
 
 def invert_images(generator: ConditionalGenerator, images: np.ndarray | torch.Tensor, category_idx: np.ndarray,
-                  settings: DesignConfig, seed: int = 0, device: torch.device | str = "cpu") -> Inversion:
-    """Fit z to each image (restarts, Adam on the per-image MSE) and keep each image's best restart."""
+                  settings: DesignConfig, seed: int | np.ndarray = 0, device: torch.device | str = "cpu") -> Inversion:
+    """Fit z to each image (restarts, Adam on the per-image MSE) and keep each image's best restart. `seed` is one
+    seed for the batch, or one per image (then an image's fit does not depend on the batch it is in)."""
     device = torch.device(device)
     generator.to(device)
     target = _as_generator_input(generator, images, device)
     n, restarts, dim = len(target), max(1, settings.invert_restarts), int(generator.latent_dim)
     cats = _check_categories(generator, category_idx, n).to(device).repeat_interleave(restarts)
     target_rep = target.repeat_interleave(restarts, dim=0)
-    gen = torch.Generator().manual_seed(seed)
-    z = (torch.randn(n * restarts, dim, generator=gen) * settings.init_std).to(device).requires_grad_(True)
+    if np.ndim(seed):
+        z0 = torch.cat([torch.randn(restarts, dim, generator=torch.Generator().manual_seed(int(s)))
+                        for s in np.asarray(seed).reshape(-1)]) if n else torch.zeros(0, dim)
+    else:
+        z0 = torch.randn(n * restarts, dim, generator=torch.Generator().manual_seed(int(seed)))
+    z = (z0 * settings.init_std).to(device).requires_grad_(True)
     optimiser = torch.optim.Adam([z], lr=settings.invert_lr)
     for _ in range(settings.invert_steps):
         error = ((generator.generate(z, cats) - target_rep) ** 2).flatten(1).mean(dim=1)

@@ -1,6 +1,7 @@
 """The preference engine against the model contracts, with tiny torch models defined here."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -347,3 +348,147 @@ def test_integration_with_the_real_dvbpr_and_lsgan():
     for row, (u, c) in enumerate(zip(users, cats)):
         members = np.flatnonzero(item_category == c)
         assert result.pairs["dataset_top_item_idx"][row].tolist() == members[np.argsort(-scores[row, members])][:2].tolist()
+
+
+# ---------------------------------------------------------------------------------------- design recipes and judges
+
+GOLDEN = REPO / "tests" / "generation" / "official_designs.npz"  # written by the engine before recipes existed
+
+
+def test_official_preset_reproduces_the_designs_before_recipes_existed():
+    from fashiongen.config import PRESETS, from_dict
+
+    settings = from_dict(DesignConfig, PRESETS["design"]["official"])
+    engine = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings, ITEM_CATEGORY)
+    result = engine.optimise([f"p{i}" for i in range(6)], np.arange(6), np.array([0, 1, 2, 0, 1, 2]), RUN_DATE)
+    golden = np.load(GOLDEN)
+    for name in golden.files:
+        part, key = name.split("_", 1)
+        got = getattr(result, part)[key]
+        if got.dtype.kind in "iu":
+            np.testing.assert_array_equal(got, golden[name], err_msg=name)
+        else:
+            np.testing.assert_allclose(got, golden[name], rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+def catalogue_images(n: int = 10) -> np.ndarray:
+    return np.random.default_rng(3).integers(0, 255, (n, 8, 8, 1), dtype=np.uint8)
+
+
+def test_warm_start_begins_at_the_inverted_top_real_items():
+    from fashiongen.generation.invert import invert_images
+
+    settings = DesignConfig(restarts=4, steps=0, top_k=2, warm_start=2, invert_steps=20, invert_restarts=2)
+    generator, images = TinyGenerator(), catalogue_images()
+    engine = PreferenceEngine(TinyVisualRecommender(), generator, settings, ITEM_CATEGORY, item_images=images)
+    ids, users, cats = pairs(3)
+    result = engine.optimise(ids, users, cats, RUN_DATE)
+    top = result.pairs["dataset_top_item_idx"]
+    source = result.designs["source_item_idx"].reshape(3, 2)
+    latents = result.designs["latent"].reshape(3, 2, -1)
+    for p in range(3):
+        for r in range(2):
+            if source[p, r] >= 0:  # a warm start kept among the best: it is exactly the item's inversion
+                assert source[p, r] in top[p]
+                item = int(source[p, r])
+                fit = invert_images(generator, images[item:item + 1], ITEM_CATEGORY[item:item + 1], settings,
+                                    seed=np.array([item + 1]))
+                np.testing.assert_allclose(latents[p, r], fit.latent[0], atol=1e-5)
+    assert (source >= 0).any()
+    with pytest.raises(EngineError, match="item_images"):
+        PreferenceEngine(TinyVisualRecommender(), generator, settings, ITEM_CATEGORY)
+
+
+def test_from_items_redesigns_each_top_item_and_proximity_holds_it():
+    settings = DesignConfig(mode="from_items", steps=5, top_k=2, lr=0.2, invert_steps=10, invert_restarts=1)
+    images = catalogue_images()
+    ids, users, cats = pairs(3)
+    free = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), dataclasses.replace(settings, proximity=0.0),
+                            ITEM_CATEGORY, item_images=images).optimise(ids, users, cats, RUN_DATE)
+    held = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), dataclasses.replace(settings, proximity=1e4),
+                            ITEM_CATEGORY, item_images=images).optimise(ids, users, cats, RUN_DATE)
+    for result in (free, held):
+        assert result.designs["latent"].shape[0] == 3 * 2
+        source = result.designs["source_item_idx"].reshape(3, 2)
+        assert all(sorted(source[p]) == sorted(result.pairs["dataset_top_item_idx"][p]) for p in range(3))
+    anchor = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), dataclasses.replace(settings, steps=0),
+                              ITEM_CATEGORY, item_images=images).optimise(ids, users, cats, RUN_DATE)
+
+    def moved(result):
+        order = np.argsort(result.designs["source_item_idx"].reshape(3, 2), axis=1)
+        base = np.argsort(anchor.designs["source_item_idx"].reshape(3, 2), axis=1)
+        z = np.take_along_axis(result.designs["latent"].reshape(3, 2, -1), order[..., None], 1)
+        z0 = np.take_along_axis(anchor.designs["latent"].reshape(3, 2, -1), base[..., None], 1)
+        return np.linalg.norm(z - z0, axis=2).mean()
+
+    assert moved(held) < 0.5 * moved(free)
+
+
+def test_user_spread_eta_scales_the_realism_penalty_per_pair():
+    ids, users, cats = pairs(4)
+    base = make_engine(steps=0, eta=2.0, restarts=3).optimise(ids, users, cats, RUN_DATE)
+    engine = make_engine(steps=0, eta=2.0, restarts=3, eta_scale="user_spread")
+    scaled = engine.optimise(ids, users, cats, RUN_DATE)
+    _, _, spread = engine._catalogue_view(users, cats)
+    # Same z0, ranked differently: match each scaled design to its base row by latent.
+    match = [int(np.flatnonzero((base.designs["latent"] == z).all(1))[0]) for z in scaled.designs["latent"]]
+    penalty = (base.designs["score"] - base.designs["objective"])[match] / 2.0  # (D - 1)^2
+    expected = scaled.designs["score"] - 2.0 * np.repeat(spread.numpy(), 3) * penalty
+    np.testing.assert_allclose(scaled.designs["objective"], expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(spread.numpy(), 1.0)
+
+
+def test_held_out_judge_scores_designs_but_never_steers_them():
+    ids, users, cats = pairs(4)
+    settings = DesignConfig(restarts=4, steps=5, top_k=2, lr=0.1)
+    plain = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings, ITEM_CATEGORY).optimise(
+        ids, users, cats, RUN_DATE)
+    judge = TinyVisualRecommender(seed=7)
+    judged = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings, ITEM_CATEGORY,
+                              judge=judge).optimise(ids, users, cats, RUN_DATE)
+    # The latents do not depend on the judge: an engine that climbed it (a swap) would move them.
+    np.testing.assert_array_equal(judged.designs["latent"], plain.designs["latent"])
+    with torch.no_grad():
+        x = torch.from_numpy(judged.designs["image"]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        expected = (judge.encode_images(x) * judge.theta[torch.from_numpy(judged.designs["user_idx"])]).sum(1)
+        np.testing.assert_allclose(judged.designs["judge_score"], expected.numpy(), atol=0.05)
+        real = judge.score(users).numpy()
+    top = judged.pairs["dataset_top_item_idx"]
+    np.testing.assert_allclose(judged.pairs["judge_dataset_top"], np.take_along_axis(real, top, 1), rtol=1e-5)
+    swapped = PreferenceEngine(judge, TinyGenerator(), settings, ITEM_CATEGORY).optimise(ids, users, cats, RUN_DATE)
+    assert not np.allclose(swapped.designs["latent"], judged.designs["latent"])
+    with pytest.raises(EngineError, match="knows"):
+        PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings, ITEM_CATEGORY,
+                         judge=TinyVisualRecommender(num_users=3))
+
+
+def test_recipe_settings_are_checked_with_a_one_line_error():
+    from fashiongen.config import ConfigError, load_config
+
+    for override, key in (("design.steps=-1", "design.steps"), ("design.eta=-0.5", "design.eta"),
+                          ("design.mode=dream", "design.mode"), ("design.eta_scale=huge", "design.eta_scale"),
+                          ("design.warm_start=-2", "design.warm_start")):
+        with pytest.raises(ConfigError, match=key) as info:
+            load_config(overrides=[override])
+        assert "\n" not in str(info.value)
+
+
+def test_category_guard_adds_the_guard_log_probability_and_needs_a_guard():
+    from fashiongen.models.classifier import CategoryClassifier
+
+    torch.manual_seed(0)
+    guard = CategoryClassifier(1, 3, 8).eval()
+    ids, users, cats = pairs(3)
+    base = make_engine(steps=0, restarts=3).optimise(ids, users, cats, RUN_DATE)
+    guarded = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), DesignConfig(restarts=3, steps=0, top_k=3,
+                               category_guard=2.0), ITEM_CATEGORY, guard=guard, guard_class=np.array([2, 0, 1]))
+    result = guarded.optimise(ids, users, cats, RUN_DATE)
+    match = [int(np.flatnonzero((base.designs["latent"] == z).all(1))[0]) for z in result.designs["latent"]]
+    with torch.no_grad():
+        x = torch.from_numpy(result.designs["image"]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        log_p = torch.log_softmax(guard(x), 1).numpy()
+    wanted = np.array([2, 0, 1])[result.designs["category_idx"]]
+    expected = base.designs["objective"][match] + 2.0 * log_p[np.arange(len(wanted)), wanted]
+    np.testing.assert_allclose(result.designs["objective"], expected, atol=0.05)  # images are rounded to uint8
+    with pytest.raises(EngineError, match="guard"):
+        PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), DesignConfig(category_guard=1.0), ITEM_CATEGORY)
