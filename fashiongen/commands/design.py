@@ -63,8 +63,13 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         from fashiongen.data.oracle import load_truth
         oracle = load_truth(cfg.data.catalogue_uri, catalogue)
     to_generator = category_mapping(catalogue.categories, generator.categories)
+    guard = None
+    if g.category_guard:
+        from fashiongen.training.classifier import ensure_classifier
+        guard = ensure_classifier(cfg, catalogue, role="guard")
     engine = PreferenceEngine(recommender, generator, g, to_generator[catalogue.item_category], device=args.device,
-                              oracle=oracle)
+                              oracle=oracle, item_images=catalogue.images, guard=guard,
+                              guard_class=category_mapping(generator.categories, catalogue.categories))
     user = int(catalogue.user_index([args.user])[0])
     names = _categories(args.categories, list(generator.categories))
     cat_idx = np.array([generator.categories.index(c) for c in names])

@@ -24,22 +24,28 @@ class DesignActor:
     each batch of pairs with the preference engine. Rows leave with raw uint8 images; PNGs are made downstream."""
 
     def __init__(self, recommender_uri: str, generator_uri: str, catalogue_uri: str, design: dict,
-                 run_date: str, model_version: str, failures_uri: str, faults: dict[str, int] | None = None):
+                 run_date: str, model_version: str, failures_uri: str, faults: dict[str, int] | None = None,
+                 judge_uri: str = "", guard_uri: str = ""):
         import torch
 
         from fashiongen.data.contract import load_catalogue
         from fashiongen.data.oracle import load_truth
         from fashiongen.generation.engine import PreferenceEngine, category_mapping
+        from fashiongen.models.classifier import load_classifier
         from fashiongen.models.contract import load_generator, load_recommender
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.settings: DesignConfig = from_dict(DesignConfig, design)
         recommender, generator = load_recommender(recommender_uri), load_generator(generator_uri)
-        catalogue = load_catalogue(catalogue_uri, with_images=False)
+        from_real_items = self.settings.mode == "from_items" or self.settings.warm_start > 0
+        catalogue = load_catalogue(catalogue_uri, with_images=from_real_items)
         oracle = load_truth(catalogue_uri, catalogue) if catalogue.simulated else None
         gen_category = category_mapping(catalogue.categories, generator.categories)[catalogue.item_category]
         self.engine = PreferenceEngine(recommender, generator, self.settings, gen_category, device=device,
-                                       oracle=oracle)
+                                       oracle=oracle, item_images=catalogue.images if from_real_items else None,
+                                       judge=load_recommender(judge_uri) if judge_uri else None,
+                                       guard=load_classifier(guard_uri) if guard_uri else None,
+                                       guard_class=category_mapping(generator.categories, catalogue.categories))
         self.user_ids = catalogue.user_ids
         self.item_ids = catalogue.item_ids
         self.categories = {name: k for k, name in enumerate(generator.categories)}
@@ -131,6 +137,16 @@ class DesignActor:
         else:
             columns["oracle_score"] = pa.nulls(len(lift), pa.float32())
             columns["dataset_oracle_scores"] = pa.nulls(len(lift), pa.list_(pa.float32()))
+        if "judge_score" in d:
+            columns["judge_score"] = d["judge_score"].astype(np.float32)
+            columns["dataset_judge_scores"] = pa.array(
+                [[float(t) for t, i in zip(trow, irow) if i >= 0]
+                 for trow, irow in zip(p["judge_dataset_top"], top_idx) for _ in range(k)], pa.list_(pa.float32()))
+        else:
+            columns["judge_score"] = pa.nulls(len(lift), pa.float32())
+            columns["dataset_judge_scores"] = pa.nulls(len(lift), pa.list_(pa.float32()))
+        columns["mode"] = [self.settings.mode] * len(lift)
+        columns["source_item_id"] = [str(self.item_ids[i]) if i >= 0 else None for i in d["source_item_idx"]]
         assert n_pairs * k == len(lift)
         return pa.table({name: columns[name] for name in _raw_schema().names}, schema=_raw_schema())
 

@@ -72,6 +72,31 @@ def pool_size(cfg: Config) -> Pool:
     return Pool(actors, 0.0, min(1.0, (cpus - FILTER_CPUS - TASK_CPUS) / actors))
 
 
+def load_judge(cfg: Config, recommender, catalogue):
+    """The held-out scorer generation.judge_uri names (None when it names none); GenerationError when it is missing,
+    cannot score images, belongs to another catalogue, or is the very model the designs climb."""
+    from fashiongen.models.contract import VisualRecommender, load_recommender
+
+    uri = cfg.generation.judge_uri
+    if not uri:
+        return None
+    if not storage.exists(uri):
+        raise GenerationError(f"generation.judge_uri={uri!r} has no checkpoint: train the held-out scorer apart "
+                              f"(fashiongen train-recommender recommender.seed=1 recommender.model_uri={uri}) or "
+                              "set generation.judge_uri= to design without it")
+    judge = load_recommender(uri)
+    if not isinstance(judge, VisualRecommender):
+        raise GenerationError(f"generation.judge_uri={uri!r} is a {judge.kind!r} recommender, which cannot score "
+                              "new images: train a visual one (recommender.model=dvbpr)")
+    if judge.model_version == recommender.model_version:
+        raise GenerationError(f"generation.judge_uri={uri!r} is the recommender the designs climb "
+                              f"({judge.model_version}): a judge must be trained apart (another seed)")
+    if (len(judge.user_vectors()), len(judge.item_features())) != (catalogue.num_users, catalogue.num_items):
+        raise GenerationError(f"generation.judge_uri={uri!r} was trained on another catalogue: retrain it on "
+                              "data.catalogue_uri")
+    return judge
+
+
 def check_models(recommender, generator, catalogue, rec_uri: str, gen_uri: str) -> None:
     """GenerationError naming the checkpoint when the models cannot design for this catalogue."""
     from fashiongen.generation.engine import category_mapping
@@ -112,7 +137,16 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     recommender, generator = load_recommender(rec_uri), load_generator(gen_uri)
     catalogue = load_catalogue(cfg.data.catalogue_uri, with_images=False)
     check_models(recommender, generator, catalogue, rec_uri, gen_uri)
+    judge = load_judge(cfg, recommender, catalogue)
     model_version = f"{recommender.model_version}+{generator.model_version}"
+    properties = {"design.mode": cfg.design.mode, "judge_version": judge.model_version if judge else ""}
+    del judge
+    guard_uri = ""
+    if cfg.design.category_guard:  # trained once, apart from the realism judge's classifier
+        from fashiongen.training.classifier import ensure_classifier
+
+        ensure_classifier(cfg, load_catalogue(cfg.data.catalogue_uri), role="guard")
+        guard_uri = paths.classifier_model("guard")
     digests = user_digests(recommender.user_vectors().detach().cpu().numpy(), catalogue.user_ids)
     del recommender
     listed, dropped = read_id_list(cfg.generation.pairs_uri, ["user_id", "category"]) \
@@ -154,7 +188,8 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
                              "recommender_uri": rec_uri, "generator_uri": gen_uri,
                              "catalogue_uri": cfg.data.catalogue_uri, "design": to_dict(cfg.design),
                              "run_date": run_date, "model_version": model_version,
-                             "failures_uri": paths.work(run_date, FAILURES_DIR), "faults": plan_faults}) \
+                             "failures_uri": paths.work(run_date, FAILURES_DIR), "faults": plan_faults,
+                             "judge_uri": cfg.generation.judge_uri, "guard_uri": guard_uri}) \
             .map_batches(encode_designs, batch_format="pyarrow", num_cpus=LIGHT_CPUS,
                          fn_kwargs={"lake_uri": cfg.lake_uri, "write_objects": cfg.generation.write_image_objects}) \
             .write_parquet(out_path, filesystem=out_fs, min_rows_per_file=cfg.generation.rows_per_file,
@@ -169,7 +204,8 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
                                                                   users))
     faults.fail_at(plan_faults, "generate.before_publish")
     publish.publish_run(cfg.lake_uri, run_date, model_version=model_version, config=cfg,
-                        attachments={DIGESTS_ATTACHMENT: digests_uri}, replacing=plan.superseded)
+                        attachments={DIGESTS_ATTACHMENT: digests_uri}, replacing=plan.superseded,
+                        properties=properties)
     for name in storage.list_files(paths.run_state(run_date)):  # digests of replaced or abandoned attempts
         if storage.join(paths.run_state(run_date), name) != digests_uri:
             storage.delete(storage.join(paths.run_state(run_date), name))

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from fashiongen import storage
 from fashiongen.config import Config
+from fashiongen.evaluation.judges import compare, format_verdicts
+from fashiongen.evaluation.realism import format_realism
 from fashiongen.lake import reader
 from fashiongen.lake.paths import LakePaths
 
@@ -31,6 +34,8 @@ class RunSummary:
     plan: str = ""  # which users and why (with any duplicate rows dropped from a listed input)
     lift: dict[str, float] = field(default_factory=dict)
     oracle_lift: dict[str, float] = field(default_factory=dict)
+    verdicts: dict[str, dict[str, float]] = field(default_factory=dict)  # judge -> judges.compare of its lifts
+    realism: dict = field(default_factory=dict)  # fashiongen.evaluation.realism.design_realism of a sample
     manifest: dict = field(default_factory=dict)
 
     @property
@@ -50,6 +55,11 @@ class RunSummary:
             if stats:
                 lines.append(f"- {name}: " + ", ".join(f"{k} {v:+.3f}" if k != "share>0" else f"{k} {v:.1%}"
                                                         for k, v in stats.items()))
+        if self.verdicts:
+            lines += ["", "Best design against the best retrieved real item of the category, per judge:", "",
+                      format_verdicts(self.verdicts)]
+        if self.realism:
+            lines += ["", f"- {format_realism(self.realism)}"]
         return "\n".join(lines)
 
 
@@ -79,7 +89,37 @@ def _reason_class(reason: str) -> str:
     return reason.split(" (")[0]
 
 
-SUMMARY_COLUMNS = ["pair_id", "rank", "lift", "oracle_score", "dataset_oracle_scores"]
+SUMMARY_COLUMNS = ["pair_id", "rank", "score", "lift", "dataset_top_scores", "oracle_score", "dataset_oracle_scores",
+                   "judge_score", "dataset_judge_scores"]
+JUDGES = {  # judge -> (the designs' column, the retrieved real items' column)
+    "learned scorer (climbed)": ("score", "dataset_top_scores"),
+    "true taste (simulated shoppers)": ("oracle_score", "dataset_oracle_scores"),
+    "held-out scorer": ("judge_score", "dataset_judge_scores"),
+}
+
+
+def _list_max(column: pa.ChunkedArray) -> np.ndarray:
+    """Row-wise max of a list<float> column (NaN for null or empty lists)."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    out = np.full(len(column), np.nan)
+    flat = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(float)
+    if len(flat):
+        parents = pc.list_parent_indices(column).to_numpy()
+        np.fmax.at(out, parents, flat)
+    return out
+
+
+def judge_verdicts(run: pa.Table) -> dict[str, dict[str, float]]:
+    """Per judge present in the run: its best design of each pair against its best retrieved real item."""
+    best = run.filter(pc.equal(run.column("rank"), 1)).sort_by("pair_id")
+    verdicts = {}
+    for name, (design_col, real_col) in JUDGES.items():
+        if run.column(design_col).null_count == len(run):
+            continue
+        top = run.group_by("pair_id").aggregate([(design_col, "max")]).sort_by("pair_id")
+        verdicts[name] = compare(top.column(f"{design_col}_max").to_numpy(zero_copy_only=False).astype(float),
+                                 _list_max(best.column(real_col)))
+    return verdicts
 
 
 def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
@@ -103,5 +143,36 @@ def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
         lifts = [design_truth[p] - max(real) for p, real in zip(best.column("pair_id").to_pylist(),
                                                                best.column("dataset_oracle_scores").to_pylist()) if real]
         summary.oracle_lift = _distribution(np.asarray(lifts, dtype=float))
+    summary.verdicts = judge_verdicts(run) if run.num_rows else {}
+    if cfg.generation.realism_sample and run.num_rows:
+        summary.realism = run_realism(cfg, run_date)
     summary.manifest = reader.read_manifest(cfg.lake_uri, run_date)
     return summary
+
+
+def run_realism(cfg: Config, run_date: str) -> dict:
+    """Realism of up to generation.realism_sample best designs (rank 1, streamed: the driver stays flat) against plain
+    samples of the same categories, in the catalogue classifier's feature space (trained once if missing)."""
+    from fashiongen.data.contract import load_catalogue
+    from fashiongen.data.images import decode_image
+    from fashiongen.evaluation.realism import design_realism
+    from fashiongen.generation.engine import category_mapping
+    from fashiongen.models.contract import load_generator
+    from fashiongen.training.classifier import ensure_classifier
+
+    paths = LakePaths.of(cfg)
+    images, categories = [], []
+    for batch in reader.scan_run(cfg.lake_uri, run_date, columns=["category", "image_png"],
+                                 filter=pc.field("rank") == 1):
+        images += [decode_image(png) for png in batch.column("image_png").to_pylist()]
+        categories += batch.column("category").to_pylist()
+        if len(images) >= cfg.generation.realism_sample:
+            break
+    images, categories = images[:cfg.generation.realism_sample], categories[:cfg.generation.realism_sample]
+    catalogue = load_catalogue(cfg.data.catalogue_uri)
+    generator = load_generator(paths.design_models(cfg.recommender.model)[1])
+    to_generator = category_mapping(catalogue.categories, generator.categories)
+    where = {name: k for k, name in enumerate(generator.categories)}
+    return design_realism(np.stack(images), np.array([where[c] for c in categories]), generator,
+                          ensure_classifier(cfg, catalogue), catalogue.images, to_generator[catalogue.item_category],
+                          list(generator.categories))

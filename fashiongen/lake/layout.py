@@ -45,6 +45,10 @@ DESIGNS_SCHEMA = pa.schema([
     pa.field("lift", pa.float32(), nullable=False),               # score - best dataset score
     pa.field("oracle_score", pa.float32(), nullable=True),        # ground-truth preference (simulated catalogues only)
     pa.field("dataset_oracle_scores", pa.list_(pa.float32()), nullable=True),
+    pa.field("judge_score", pa.float32(), nullable=True),         # held-out scorer (generation.judge_uri), never climbed
+    pa.field("dataset_judge_scores", pa.list_(pa.float32()), nullable=True),  # its scores of dataset_top_item_ids
+    pa.field("mode", pa.string(), nullable=True),                 # design.mode (null in runs written before it existed)
+    pa.field("source_item_id", pa.string(), nullable=True),       # the real item this design started from, if any
 ])
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -220,14 +220,15 @@ def _package_version() -> str:
 
 def publish_run(lake_uri: str, run_date: str, *, model_version: str,
                 config: Any | Mapping[str, Any] | None = None, attachments: Mapping[str, str] | None = None,
-                replacing: Sequence[str] = ()) -> dict:
+                replacing: Sequence[str] = (), properties: Mapping[str, str] | None = None) -> dict:
     """Verify a written run and commit it: the `_SUCCESS` manifest is the last object written (atomically), then
     the run's checkpoint is deleted. `attachments` (name -> URI under the lake, written before) are committed with
     the run: the manifest names each with its size and SHA-256, and `reader.read_attachment` checks them. Raises
     LakeError (and writes nothing) when the run is empty, already committed, has files off the schema, rows of
     another date or model_version, duplicate (pair_id, rank) rows, or an attachment missing or outside the lake.
     `replacing`: the files of the published run this commit replaces (RunPlan.superseded); the new manifest is
-    written over the old one in one atomic put, then those files are deleted."""
+    written over the old one in one atomic put, then those files are deleted. `properties`: plain strings the
+    manifest carries for readers (the design mode, the held-out judge's version)."""
     validate_run_date(run_date)
     if storage.exists(LakePaths(lake_uri).manifest(run_date)) and not replacing:
         raise LakeError(f"run {run_date} in {lake_uri!r} is already published; rerun with force=true to replace it")
@@ -262,6 +263,7 @@ def publish_run(lake_uri: str, run_date: str, *, model_version: str,
         "fashiongen_version": _package_version(),
         "config_digest": config_digest(config) if config is not None else "",
         "attachments": {name: _attachment(lake_uri, uri) for name, uri in (attachments or {}).items()},
+        "properties": {str(k): str(v) for k, v in (properties or {}).items()},
     }
     storage.write_bytes(LakePaths(lake_uri).manifest(run_date), json.dumps(manifest, indent=1).encode())
     for name in replacing:

@@ -168,6 +168,15 @@ def read_run(lake_uri: str, run_date: str | None = None, *, user_id: str | Seque
                                    "credentials; if files are missing rerun that date with force=true)") from None
 
 
+def scan_run(lake_uri: str, run_date: str, *, columns: list[str], filter: pc.Expression | None = None):
+    """Record batches of one complete run, streamed (stop early to read a sample without loading the run)."""
+    manifest = read_manifest(lake_uri, run_date)
+    fs, base = storage.filesystem(LakePaths(lake_uri).run(run_date))
+    dataset = ds.dataset([f"{base}/{name}" for name in manifest["files"]], schema=DESIGNS_SCHEMA, format="parquet",
+                         filesystem=fs)
+    yield from dataset.to_batches(columns=columns, filter=filter)
+
+
 def designs_for_user(lake_uri: str, user_id: str, run_date: str | None = None) -> pa.Table:
     """Every design of one user in one complete run (default: latest), sorted by category then rank."""
     table = read_run(lake_uri, run_date, user_id=user_id)

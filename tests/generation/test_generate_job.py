@@ -198,3 +198,56 @@ def test_digests_are_committed_with_the_run_so_a_crash_never_skews_the_next_incr
     storage.write_bytes(storage.join(lake, manifest["attachments"][DIGESTS_ATTACHMENT]["path"]), b"tampered")
     with pytest.raises(layout.LakeError, match="does not match its manifest"):
         reader.read_attachment(lake, "2026-11-26", DIGESTS_ATTACHMENT)
+
+
+def write_judge(models, seed: int = 1) -> str:
+    """A second (untrained, real) DVBPR of the same catalogue with another seed: a held-out scorer."""
+    from fashiongen.data.contract import load_catalogue
+    from fashiongen.models.dvbpr import DVBPR
+
+    catalogue = load_catalogue(models["catalogue_uri"])
+    judge = DVBPR(k=8, arch="small", seed=seed)
+    judge.build_for(catalogue)
+    judge.index_catalogue(catalogue.images)
+    uri = str(Path(models["rec_uri"]).with_name(f"judge-{seed}.pt"))
+    judge.save(uri)
+    return uri
+
+
+@pytest.mark.slow
+def test_three_judges_realism_and_redesign_from_items_in_the_job(ray_local, tmp_path, models):
+    from fashiongen.generation.job import run_generation
+    from fashiongen.generation.summary import JUDGES
+
+    judge_uri = write_judge(models)
+    cfg = job_config(models, str(tmp_path / "lake"), f"generation.judge_uri={judge_uri}", "design.mode=from_items",
+                     "design.invert_steps=5", "design.invert_restarts=1", "generation.realism_sample=40")
+    summary = run_generation(cfg)
+    assert set(summary.verdicts) == set(JUDGES)
+    for verdict in summary.verdicts.values():
+        assert verdict["pairs"] == summary.pairs_done and 0 <= verdict["win_share"] <= 1
+        assert 0 < verdict["p_sign"] <= 1 and 0 < verdict["p_permutation"] <= 1
+    assert summary.realism["designs"]["n_fake"] == 40 and summary.realism["plain"]["n_fake"] == 40
+    assert np.isfinite(summary.realism["fid_ratio"])
+    text = summary.to_markdown()
+    assert "held-out scorer" in text and "realism" in text
+    table = reader.read_run(cfg.lake_uri, cfg.run_date)
+    assert table.column("judge_score").null_count == 0 and table.column("dataset_judge_scores").null_count == 0
+    assert set(table.column("mode").to_pylist()) == {"from_items"}
+    best = {r["pair_id"]: r for r in table.filter(pa.compute.equal(table.column("rank"), 1)).to_pylist()}
+    assert all(r["source_item_id"] in r["dataset_top_item_ids"] for r in table.to_pylist() if r["source_item_id"])
+    assert best and table.column("source_item_id").null_count < table.num_rows
+    manifest = reader.read_manifest(cfg.lake_uri, cfg.run_date)
+    assert manifest["properties"]["design.mode"] == "from_items" and manifest["properties"]["judge_version"]
+
+
+def test_a_named_judge_that_is_missing_or_the_climbed_model_is_a_one_line_error(tmp_path, models):
+    from fashiongen.generation.job import run_generation
+    from fashiongen.generation.plan import GenerationError
+
+    lake = str(tmp_path / "lake")
+    for judge, words in ((str(tmp_path / "nowhere.pt"), "has no checkpoint"), (models["rec_uri"], "trained apart")):
+        with pytest.raises(GenerationError, match=words) as info:
+            run_generation(job_config(models, lake, f"generation.judge_uri={judge}"))
+        assert "generation.judge_uri" in str(info.value) and "\n" not in str(info.value)
+    assert not Path(lake).exists()  # checked before the lake is touched

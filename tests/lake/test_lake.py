@@ -312,4 +312,4 @@ def test_manifest_holds_no_credentials(tmp_path, monkeypatch):
     text = storage.read_bytes(LakePaths(lake).manifest(D1)).decode()
     assert "very-secret-value-123" not in text and "AKIAEXAMPLEKEY" not in text
     assert set(json.loads(text)) == {"format", "run_date", "model_version", "rows", "pairs", "files", "created_at",
-                                     "fashiongen_version", "config_digest", "attachments"}
+                                     "fashiongen_version", "config_digest", "attachments", "properties"}

@@ -1,0 +1,39 @@
+"""The run summary's judges: each judge's best design of a pair against its best retrieved real item."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from fashiongen.generation.summary import JUDGES, judge_verdicts
+from fashiongen.lake.layout import DESIGNS_SCHEMA
+
+
+def designs(rows: list[dict]) -> pa.Table:
+    base = {"run_date": "2026-01-01", "model_version": "m", "user_id": "u", "category": "c", "realism": 0.5,
+            "latent": [0.0], "image_png": b"", "dataset_top_item_ids": ["i1", "i2"], "lift": 0.0}
+    return pa.Table.from_pylist([{**base, **r} for r in rows], schema=DESIGNS_SCHEMA)
+
+
+def test_verdicts_take_each_judges_best_design_and_best_real_item():
+    table = designs([
+        # pair a: rank 2 is the better design under the judges; the best real item is the max of the list
+        {"pair_id": "a", "rank": 1, "score": 3.0, "dataset_top_scores": [2.0, 1.0], "oracle_score": 0.1,
+         "dataset_oracle_scores": [0.3, 0.5], "judge_score": 1.0, "dataset_judge_scores": [0.0, 2.0]},
+        {"pair_id": "a", "rank": 2, "score": 2.5, "dataset_top_scores": [2.0, 1.0], "oracle_score": 0.9,
+         "dataset_oracle_scores": [0.3, 0.5], "judge_score": 1.5, "dataset_judge_scores": [0.0, 2.0]},
+        {"pair_id": "b", "rank": 1, "score": 1.0, "dataset_top_scores": [2.0, 1.5], "oracle_score": 0.0,
+         "dataset_oracle_scores": [0.2, 0.1], "judge_score": 3.0, "dataset_judge_scores": [1.0, 1.0]},
+        {"pair_id": "b", "rank": 2, "score": 0.5, "dataset_top_scores": [2.0, 1.5], "oracle_score": 0.1,
+         "dataset_oracle_scores": [0.2, 0.1], "judge_score": 2.0, "dataset_judge_scores": [1.0, 1.0]},
+    ])
+    v = judge_verdicts(table)
+    assert set(v) == set(JUDGES)
+    learned, truth, held_out = (v[name] for name in JUDGES)
+    assert learned["win_share"] == 0.5 and learned["mean_lift"] == pytest.approx((1.0 - 1.0) / 2)
+    assert truth["win_share"] == 0.5 and truth["mean_lift"] == pytest.approx(((0.9 - 0.5) + (0.1 - 0.2)) / 2)
+    assert held_out["win_share"] == 0.5 and held_out["mean_lift"] == pytest.approx(((1.5 - 2.0) + (3.0 - 1.0)) / 2)
+
+
+def test_a_run_without_oracle_or_judge_reports_the_learned_scorer_only():
+    table = designs([{"pair_id": "a", "rank": 1, "score": 3.0, "dataset_top_scores": [2.0]}])
+    assert list(judge_verdicts(table)) == ["learned scorer (climbed)"]
