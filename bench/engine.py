@@ -4,8 +4,9 @@
 
 - Official procedure (kang205/DVBPR PM/main.py, ported): one (user, category) at a time, 16 restarts
   z0 ~ N(0, 0.5²), Adam(0.05) for 10 steps on mean_R(θ_u·Φ(G)) − mean_R((D − 1)²), fp32, then a final forward.
-- Engine: `PreferenceEngine.optimise` at the same settings (generation defaults) with `batch_pairs` pairs per batch,
-  plus the catalogue top-k and lift it always computes.
+- Engine: `PreferenceEngine.optimise` at the same settings (`DesignConfig.official()`) with `batch_pairs` pairs per
+  batch, plus the catalogue top-k and lift it always computes; then the default recipe (`DesignConfig()`, what
+  `fashiongen generate` runs; its guard classifier randomly initialised: weights do not change the speed).
 - Models: the checkpoints given, else randomly initialised small models at Fashion-MNIST shape (1x28x28, 10
   categories, 500 users, 2000 items): the "small" ConditionalLSGAN (z 64) and the "small" DVBPR (K=50).
   Weights do not change the speed.
@@ -24,6 +25,7 @@ import torch
 
 from fashiongen.config import DesignConfig
 from fashiongen.generation.engine import DesignObjective, PreferenceEngine, image_adapter
+from fashiongen.models.classifier import CategoryClassifier
 from fashiongen.models.contract import load_generator, load_recommender
 from fashiongen.models.dvbpr import DVBPR
 from fashiongen.models.gan import ConditionalLSGAN
@@ -103,7 +105,7 @@ def main() -> int:
     item_category = np.arange(n_items) % n_cat
     rng = np.random.default_rng(0)
     users, cats = rng.integers(0, n_users, args.pairs), rng.integers(0, n_cat, args.pairs)
-    settings = DesignConfig()
+    settings = DesignConfig.official()
     print(f"models: generator {'checkpoint ' + args.generator if args.generator else 'small LSGAN, random init'}; "
           f"recommender {'checkpoint ' + args.recommender if args.recommender else 'small DVBPR, random init'}")
     print(f"settings: R={settings.restarts} T={settings.steps} lr={settings.lr} eta={settings.eta}; {args.pairs} pairs; "
@@ -119,11 +121,18 @@ def main() -> int:
     run_date = "2024-05-01"
     for batch in [int(b) for b in args.batch_pairs.split(",")]:
         for mixed in (False, True) if args.bf16 else (False,):
-            s = DesignConfig(batch_pairs=batch, mixed_precision=mixed)
+            s = DesignConfig.official(batch_pairs=batch, mixed_precision=mixed)
             engine = PreferenceEngine(recommender, generator, s, item_category)
             engine.optimise(["warm"], users[:1], cats[:1], run_date)
             seconds, _ = timed(lambda: engine.optimise([f"p{i}" for i in range(args.pairs)], users, cats, run_date))
             report(f"engine: batch_pairs={batch}, {'bf16 autocast' if mixed else 'fp32'}", seconds)
+    recipe = DesignConfig()  # the default recipe: what `fashiongen generate` runs
+    guard = CategoryClassifier(generator.image_shape[0], n_cat, generator.image_shape[1]).eval()
+    engine = PreferenceEngine(recommender, generator, recipe, item_category, guard=guard, guard_class=np.arange(n_cat),
+                              item_images=np.zeros((n_items, *generator.image_shape[1:], generator.image_shape[0]),
+                                                   np.uint8))
+    seconds, _ = timed(lambda: engine.optimise([f"p{i}" for i in range(args.pairs)], users, cats, run_date))
+    report(f"engine: default recipe (T={recipe.steps}, guard {recipe.category_guard:g})", seconds)
     if args.classifier:
         image_quality_section(PreferenceEngine(recommender, generator, settings, item_category), generator,
                               args.classifier, users, cats, run_date)

@@ -125,7 +125,7 @@ def step_flops(scene: Scene, settings: DesignConfig, batch: int) -> float:
 def check_paper_scene(device: torch.device) -> str:
     """Build the paper-scale scene and run its objective on one latent: the wiring the GPU run will time."""
     scene = Scene(dataclasses.replace(PAPER, num_users=2, items_per_category=1), device)
-    objective = DesignObjective(scene.recommender, scene.generator, DesignConfig(), device)
+    objective = DesignObjective(scene.recommender, scene.generator, DesignConfig.official(), device)
     z = torch.zeros(1, PAPER.z_dim, device=device)
     with torch.no_grad():
         images, score, realism, value = objective(z, torch.zeros(1, dtype=torch.long, device=device),
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     for dtype, backend in modes:
         bf16 = dtype == "bf16"
         # One engine per mode, as a design actor holds one: every batch is one chunk (batch_pairs = the largest).
-        settings = DesignConfig(restarts=restarts, steps=steps, batch_pairs=max(batches) // restarts,
+        settings = DesignConfig.official(restarts=restarts, steps=steps, batch_pairs=max(batches) // restarts,
                                     mixed_precision=bf16, compile=bool(backend))
         torch._dynamo.reset()  # each mode's compilations start afresh (dynamo caches at most 8 per function)
         engine = scene.engine(settings, backend)

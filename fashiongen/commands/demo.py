@@ -3,9 +3,10 @@
     fashiongen demo --config configs/default.yaml
 
 Local Ray, a local lake folder, Fashion-MNIST with simulated shoppers. Each step is the same command a user
-runs by hand (prepare, train-recommender for the baselines and DVBPR, evaluate, export, train-gan, generate,
-lake sheet), in pipeline order, with its progress printed as it goes; the end prints the AUC table, the designs
-summary (lift under the learned scorer and under the oracle) and where the Parquet files and contact sheets are.
+runs by hand (prepare, train-recommender for the baselines, DVBPR and the held-out judge, evaluate, export,
+train-gan, generate, lake sheet), in pipeline order, with its progress printed as it goes; the end prints the AUC
+table, the designs summary (the three judges' verdicts and the designs' realism) and where the Parquet files and
+contact sheets are.
 A GPU is used when torch sees one. Rerunning reuses what exists: the catalogue, finished training runs (resumed by
 name) and a published run date (a no-op).
 """
@@ -45,7 +46,8 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     cfg = dataclasses.replace(cfg, run_date=layout.validate_run_date(cfg.run_date or layout.today_utc()))
     paths = LakePaths.of(cfg)
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
-    steps = 7 + len(baselines)
+    judge_uri = cfg.generation.judge_uri
+    steps = 7 + len(baselines) + bool(judge_uri)
     step = 0
 
     def call(title: str, command: str, step_cfg: Config, *flags: str) -> None:
@@ -64,6 +66,9 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     call("DVBPR", "train-recommender", cfg)
     model_flags = [f for name in [*baselines, cfg.recommender.model]
                    for f in ("--model", paths.recommender_model(name))]
+    if judge_uri:
+        call("held-out judge", "train-recommender", held_out_judge(cfg))
+        model_flags += ["--model", judge_uri]
     call("evaluation", "evaluate", cfg, *model_flags)
     call("export", "export", cfg)
     call("GAN", "train-gan", cfg)
@@ -102,6 +107,14 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         print(f"- contact sheet of {user}: {out}")
     print(f"- models: {paths.recommender_models()}, {paths.generator_model()}; evaluation: {evaluation}")
     return 0
+
+
+def held_out_judge(cfg: Config) -> Config:
+    """The held-out scorer's training: the same model kind trained apart, with another seed and another negative
+    sample (half of the negatives from the positive's category), written to generation.judge_uri. Never climbed."""
+    rec = dataclasses.replace(cfg.recommender, seed=cfg.recommender.seed + 1, negatives_same_category=0.5,
+                              model_uri=cfg.generation.judge_uri)
+    return dataclasses.replace(cfg, recommender=rec)
 
 
 def _with_model(cfg: Config, model: str) -> Config:

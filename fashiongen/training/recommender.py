@@ -63,7 +63,7 @@ class RecommenderTrainResult:
 
 def default_run_name(catalogue_uri: str, rec: RecommenderConfig, image: dict) -> str:
     """Stable across reruns on the same catalogue with the same network, so a rerun resumes."""
-    key = repr((catalogue_uri.rstrip("/"), rec.model, rec.arch, rec.k, image))
+    key = repr((catalogue_uri.rstrip("/"), rec.model, rec.arch, rec.k, image, rec.seed, rec.model_uri))
     return f"recommender-{rec.model}-{rec.arch}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 

@@ -125,7 +125,7 @@ RUN_DATE = "2024-05-01"
 
 
 def make_engine(**overrides) -> PreferenceEngine:
-    settings = DesignConfig(**{"restarts": 5, "steps": 6, "top_k": 3, **overrides})
+    settings = DesignConfig.official(**{"restarts": 5, "steps": 6, "top_k": 3, **overrides})
     return PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings, ITEM_CATEGORY)
 
 
@@ -200,7 +200,7 @@ def test_top_k_is_ordered_by_objective_and_dataset_top_is_brute_force_best():
 
 
 def test_small_category_is_padded():
-    settings = DesignConfig(restarts=4, steps=1, top_k=3)
+    settings = DesignConfig.official(restarts=4, steps=1, top_k=3)
     engine = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings,
                               np.array([0, 0, 0, 0, 1, 0, 0, 0, 0, 0]))
     res = engine.optimise(["a"], np.array([0]), np.array([1]), RUN_DATE)
@@ -220,7 +220,7 @@ class FakeOracle:
 
 
 def test_oracle_scores_designs_and_retrieved_items():
-    settings = DesignConfig(restarts=4, steps=2, top_k=2)
+    settings = DesignConfig.official(restarts=4, steps=2, top_k=2)
     engine = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings, ITEM_CATEGORY, oracle=FakeOracle())
     ids, users, cats = pairs(4)
     res = engine.optimise(ids, users, cats, RUN_DATE)
@@ -260,7 +260,7 @@ def test_bad_input_is_a_clear_error():
     with pytest.raises(EngineError, match="user 2's preference vector is not finite"):
         engine.optimise(["a", "b"], np.array([0, 2]), np.array([0, 0]), RUN_DATE)
     with pytest.raises(EngineError, match="item_category"):
-        PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), DesignConfig(), ITEM_CATEGORY[:3])
+        PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), DesignConfig.official(), ITEM_CATEGORY[:3])
 
 
 def test_resize_and_channel_adaptation():
@@ -275,7 +275,7 @@ def test_resize_and_channel_adaptation():
     with pytest.raises(EngineError, match="channel"):
         image_adapter((2, 4, 4), (3, 4, 4))
     # a generator at 4x4 RGB driving an 8x8 grey recommender end to end
-    settings = DesignConfig(restarts=3, steps=2, top_k=1)
+    settings = DesignConfig.official(restarts=3, steps=2, top_k=1)
     engine = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(image_shape=(3, 4, 4)), settings, ITEM_CATEGORY)
     res = engine.optimise(["p"], np.array([1]), np.array([2]), RUN_DATE)
     assert res.designs["image"].shape == (1, 4, 4, 3)
@@ -284,7 +284,7 @@ def test_resize_and_channel_adaptation():
 def test_engine_freezes_its_models():
     generator = TinyGenerator()
     generator.g.train().requires_grad_(True)
-    make = PreferenceEngine(TinyVisualRecommender(), generator, DesignConfig(steps=1), ITEM_CATEGORY)
+    make = PreferenceEngine(TinyVisualRecommender(), generator, DesignConfig.official(steps=1), ITEM_CATEGORY)
     assert not generator.g.training and not any(p.requires_grad for p in generator.g.parameters())
     assert make.objective.recommender.encoder.training is False
 
@@ -332,7 +332,7 @@ def test_integration_with_the_real_dvbpr_and_lsgan():
     recommender.index_catalogue(np.random.default_rng(0).integers(0, 255, (12, 28, 28, 1), dtype=np.uint8))
     generator = ConditionalLSGAN("small", 8, ["a", "b"], (1, 16, 16))
     generator.generator.train()  # the engine must put BatchNorm in eval mode itself
-    settings = DesignConfig(restarts=4, steps=5, top_k=2, lr=0.1)
+    settings = DesignConfig.official(restarts=4, steps=5, top_k=2, lr=0.1)
     item_category = np.arange(12) % 2
     ids, users, cats = ["p0", "p1", "p2"], np.array([0, 1, 3]), np.array([0, 1, 1])
     engine = PreferenceEngine(recommender, generator, settings, item_category)
@@ -340,7 +340,7 @@ def test_integration_with_the_real_dvbpr_and_lsgan():
     objective = result.trajectory["objective"].mean(axis=2)
     assert (objective[:, -1] > objective[:, 0]).all()
     assert result.designs["image"].shape == (6, 16, 16, 1)
-    one = PreferenceEngine(recommender, generator, DesignConfig(restarts=4, steps=5, top_k=2, lr=0.1,
+    one = PreferenceEngine(recommender, generator, DesignConfig.official(restarts=4, steps=5, top_k=2, lr=0.1,
                                                                     batch_pairs=1), item_category)
     np.testing.assert_allclose(one.optimise(ids, users, cats, RUN_DATE).designs["latent"], result.designs["latent"],
                                atol=1e-5)
@@ -378,7 +378,7 @@ def catalogue_images(n: int = 10) -> np.ndarray:
 def test_warm_start_begins_at_the_inverted_top_real_items():
     from fashiongen.generation.invert import invert_images
 
-    settings = DesignConfig(restarts=4, steps=0, top_k=2, warm_start=2, invert_steps=20, invert_restarts=2)
+    settings = DesignConfig.official(restarts=4, steps=0, top_k=2, warm_start=2, invert_steps=20, invert_restarts=2)
     generator, images = TinyGenerator(), catalogue_images()
     engine = PreferenceEngine(TinyVisualRecommender(), generator, settings, ITEM_CATEGORY, item_images=images)
     ids, users, cats = pairs(3)
@@ -400,7 +400,7 @@ def test_warm_start_begins_at_the_inverted_top_real_items():
 
 
 def test_from_items_redesigns_each_top_item_and_proximity_holds_it():
-    settings = DesignConfig(mode="from_items", steps=5, top_k=2, lr=0.2, invert_steps=10, invert_restarts=1)
+    settings = DesignConfig.official(mode="from_items", steps=5, top_k=2, lr=0.2, invert_steps=10, invert_restarts=1)
     images = catalogue_images()
     ids, users, cats = pairs(3)
     free = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), dataclasses.replace(settings, proximity=0.0),
@@ -440,7 +440,7 @@ def test_user_spread_eta_scales_the_realism_penalty_per_pair():
 
 def test_held_out_judge_scores_designs_but_never_steers_them():
     ids, users, cats = pairs(4)
-    settings = DesignConfig(restarts=4, steps=5, top_k=2, lr=0.1)
+    settings = DesignConfig.official(restarts=4, steps=5, top_k=2, lr=0.1)
     plain = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings, ITEM_CATEGORY).optimise(
         ids, users, cats, RUN_DATE)
     judge = TinyVisualRecommender(seed=7)
@@ -480,7 +480,7 @@ def test_category_guard_adds_the_guard_log_probability_and_needs_a_guard():
     guard = CategoryClassifier(1, 3, 8).eval()
     ids, users, cats = pairs(3)
     base = make_engine(steps=0, restarts=3).optimise(ids, users, cats, RUN_DATE)
-    guarded = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), DesignConfig(restarts=3, steps=0, top_k=3,
+    guarded = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), DesignConfig.official(restarts=3, steps=0, top_k=3,
                                category_guard=2.0), ITEM_CATEGORY, guard=guard, guard_class=np.array([2, 0, 1]))
     result = guarded.optimise(ids, users, cats, RUN_DATE)
     match = [int(np.flatnonzero((base.designs["latent"] == z).all(1))[0]) for z in result.designs["latent"]]
@@ -491,4 +491,24 @@ def test_category_guard_adds_the_guard_log_probability_and_needs_a_guard():
     expected = base.designs["objective"][match] + 2.0 * log_p[np.arange(len(wanted)), wanted]
     np.testing.assert_allclose(result.designs["objective"], expected, atol=0.05)  # images are rounded to uint8
     with pytest.raises(EngineError, match="guard"):
-        PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), DesignConfig(category_guard=1.0), ITEM_CATEGORY)
+        PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), DesignConfig.official(category_guard=1.0), ITEM_CATEGORY)
+
+
+def test_default_recipe_beats_the_official_preset_on_the_learned_scorer():
+    from fashiongen.models.classifier import CategoryClassifier
+
+    torch.manual_seed(0)
+    guard = CategoryClassifier(1, 3, 8).eval()
+    ids, users, cats = pairs(6)
+    official = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), DesignConfig.official(),
+                                ITEM_CATEGORY).optimise(ids, users, cats, RUN_DATE)
+    default = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), DesignConfig(), ITEM_CATEGORY, guard=guard,
+                               guard_class=np.arange(3)).optimise(ids, users, cats, RUN_DATE)
+
+    def official_objective(result):  # the paper's objective of each pair's best design, whatever recipe made it
+        value = result.designs["score"] - (result.designs["realism"] - 1.0) ** 2
+        return value.reshape(6, -1).max(axis=1)
+
+    assert official_objective(default).mean() > official_objective(official).mean()
+    assert default.pairs["lift"].mean() > official.pairs["lift"].mean()
+    assert (default.pairs["lift"] > official.pairs["lift"]).mean() >= 5 / 6

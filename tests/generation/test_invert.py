@@ -10,7 +10,7 @@ from fashiongen.generation.engine import DesignObjective, EngineError, to_uint8_
 from fashiongen.generation.invert import invert_images, redesign_items
 from test_engine import TinyGenerator, TinyVisualRecommender
 
-SETTINGS = DesignConfig(invert_restarts=4, invert_steps=300, invert_lr=0.05, steps=10)
+SETTINGS = DesignConfig.official(invert_restarts=4, invert_steps=300, invert_lr=0.05, steps=10)
 
 
 def test_inversion_recovers_a_generated_images_latent():
@@ -32,13 +32,13 @@ def test_redesign_raises_the_score_and_proximity_holds_it_near_the_item():
     objective = DesignObjective(TinyVisualRecommender(), TinyGenerator(), SETTINGS)
     z_item = np.random.default_rng(0).normal(0, 0.5, (4, 4)).astype(np.float32)
     users, cats = np.array([0, 1, 2, 3]), np.array([0, 1, 2, 0])
-    free = redesign_items(objective, users, z_item, cats, DesignConfig(steps=10, proximity=0.0))
+    free = redesign_items(objective, users, z_item, cats, DesignConfig.official(steps=10, proximity=0.0))
     assert free.image.shape == (4, 11, 8, 8, 1) and free.score.shape == (4, 11)
     assert (free.score[:, -1] - 1.0 * (free.realism[:, -1] - 1) ** 2
             > free.score[:, 0] - (free.realism[:, 0] - 1) ** 2).all()
     np.testing.assert_allclose(free.latent[:, 0], z_item)
     assert free.distance[:, 0].max() == 0 and free.distance[:, -1].min() > 0.05
-    held = redesign_items(objective, users, z_item, cats, DesignConfig(steps=10, proximity=100.0))
+    held = redesign_items(objective, users, z_item, cats, DesignConfig.official(steps=10, proximity=100.0))
     assert held.distance[:, -1].max() < free.distance[:, -1].min()
 
 

@@ -15,7 +15,7 @@ from fixtures import REPO, needs_fmnist
 
 pytestmark = [needs_fmnist, pytest.mark.slow]  # the whole pipeline, on a local Ray
 CONFIG = REPO / "configs" / "tiny.yaml"
-MODELS = ["bprmf", "dvbpr", "oracle", "poprank"]  # --baselines poprank,bprmf, DVBPR, the simulated ceiling
+MODELS = ["bprmf", "dvbpr", "judge", "oracle", "poprank"]  # --baselines poprank,bprmf, DVBPR, its judge, the ceiling
 
 
 def printed_auc_table(out: str) -> dict[str, list[str]]:
@@ -32,11 +32,15 @@ def test_demo_runs_the_pipeline_and_a_rerun_reuses_it(ray_local, tmp_path, capsy
     lake = tmp_path / "lake"
     args = ["demo", "--config", str(CONFIG), "--baselines", "poprank,bprmf", "--sheets", "2",
             f"lake_uri={lake}", f"data.catalogue_uri={lake}/catalogue", f"train.storage_path={lake}/train",
-            "run_date=2026-11-26"]
+            f"generation.judge_uri={lake}/models/recommender/judge.pt", "run_date=2026-11-26"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "lift, oracle (true preference, simulated shoppers)" in out
-    assert "=== [9/9] contact sheets" in out
+    assert "=== [10/10] contact sheets" in out
+    designs = out[out.rindex("## Designs"):]
+    for judge in ("learned scorer (climbed)", "true taste (simulated shoppers)", "held-out scorer"):
+        assert f"| {judge} | 30 |" in designs  # every published pair judged by all three
+    assert "realism (in-domain, 30 designs" in designs
 
     # The AUC table: one row per model, the simulated catalogue's ceiling included; every AUC a probability, and
     # the printed figures are the ones written to results.parquet.
@@ -54,7 +58,8 @@ def test_demo_runs_the_pipeline_and_a_rerun_reuses_it(ray_local, tmp_path, capsy
             assert 0.0 <= value <= 1.0, f"{model} {metric} = {value}"
             assert float(cell.split()[0]) == pytest.approx(value, abs=5e-5), f"{model} {metric}: printed {cell}"
 
-    assert sorted(p.name for p in (lake / "models" / "recommender").iterdir()) == ["bprmf.pt", "dvbpr.pt", "poprank.pt"]
+    assert sorted(p.name for p in (lake / "models" / "recommender").iterdir()) == \
+        ["bprmf.pt", "dvbpr.pt", "judge.pt", "poprank.pt"]
     assert (lake / "models" / "generator.pt").is_file()
 
     # The designs table: top_k ranked designs for every (user, category) pair of the published run.

@@ -1,0 +1,125 @@
+"""Design recipes under three judges and realism, on a trained lake: choose on validation users, report the demo's.
+
+    python bench/design_recipes.py --lake lake --judge lake/models/recommender/judge.pt \
+        --users validation --recipes official,default,"steps=50 lr=0.05"
+
+Users: the demo publishes the first `generation.max_users` users of the stable sample order (`plan.select_users`;
+`--published`, default 24: the 240 pairs of the 10k-item / 2,000-shopper demo lake the design issue measured);
+`--users validation` takes the next `--count` users of that order (never published: choose recipes here),
+`--users demo` the published ones (report these). Pairs are every (user, category).
+
+Recipes: `official` (design.preset=official), `default` (DesignConfig()), or space-separated design.* overrides on
+top of the default. For each: pairs/s of the engine (one process, torch threads as given), the three judges
+(`fashiongen.evaluation.judges.compare`: the learned scorer it climbed, the simulated shoppers' true taste, the
+held-out scorer) and realism (`fashiongen.evaluation.realism`: designs vs plain samples, in-domain FID and class
+consistency against the catalogue's real images; `training.classifier.ensure_classifier` trains the judge and the
+guard classifiers once and keeps them beside the models).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+import torch
+
+from fashiongen.config import PRESETS, DesignConfig, from_dict, load_config, parse_override
+from fashiongen.data.contract import load_catalogue
+from fashiongen.data.oracle import load_truth
+from fashiongen.evaluation.judges import compare, format_verdicts
+from fashiongen.evaluation.realism import design_realism
+from fashiongen.generation.engine import PreferenceEngine, category_mapping
+from fashiongen.lake import layout
+from fashiongen.models.contract import load_generator, load_recommender
+from fashiongen.training.classifier import ensure_classifier
+
+RUN_DATE = "2026-01-01"
+
+
+def recipe(text: str) -> DesignConfig:
+    if text == "official":
+        return from_dict(DesignConfig, PRESETS["design"]["official"])
+    values: dict = {}
+    for item in text.split() if text != "default" else []:
+        values.update(parse_override(item))
+    return from_dict(DesignConfig, values)
+
+
+def judged(result) -> dict[str, dict[str, float]]:
+    d, p = result.designs, result.pairs
+    n, k = len(p["pair_id"]), len(d["score"]) // max(len(p["pair_id"]), 1)
+    verdicts = {"learned scorer (climbed)": compare(p["best_score"], p["dataset_top_scores"][:, 0])}
+    if "oracle_score" in d:
+        verdicts["true taste (simulated)"] = compare(d["oracle_score"].reshape(n, k).max(1),
+                                                     np.nanmax(p["oracle_dataset_top"], axis=1))
+    if "judge_score" in d:
+        verdicts["held-out scorer"] = compare(d["judge_score"].reshape(n, k).max(1),
+                                              np.nanmax(p["judge_dataset_top"], axis=1))
+    return verdicts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/default.yaml")
+    parser.add_argument("--lake", default="lake")
+    parser.add_argument("--judge", default="", help="held-out scorer checkpoint (default: none)")
+    parser.add_argument("--users", choices=("validation", "demo"), default="validation")
+    parser.add_argument("--count", type=int, default=16, help="validation users")
+    parser.add_argument("--published", type=int, default=24,
+                        help="users the demo published on this lake (generation.max_users when it ran; 24 = the "
+                             "240 pairs the design issue reports)")
+    parser.add_argument("--recipes", default="official;default", help="';'-separated recipes")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.config)
+    models = f"{args.lake}/models"
+    catalogue = load_catalogue(f"{args.lake}/catalogue")
+    oracle = load_truth(f"{args.lake}/catalogue", catalogue) if catalogue.simulated else None
+    recommender, generator = load_recommender(f"{models}/recommender/dvbpr.pt"), load_generator(f"{models}/generator.pt")
+    judge = load_recommender(args.judge) if args.judge else None
+    lake_cfg = dataclasses.replace(cfg, lake_uri=args.lake)
+    classifier = ensure_classifier(lake_cfg, catalogue)
+    guard = ensure_classifier(lake_cfg, catalogue, role="guard")
+    order = sorted(catalogue.user_ids, key=lambda u: layout.id_key("sample", u))
+    cap = args.published
+    chosen = order[:cap] if args.users == "demo" else order[cap:cap + args.count]
+    users = catalogue.user_index(chosen)
+    gen_cat = category_mapping(catalogue.categories, generator.categories)
+    pairs = [(u, c) for u in users for c in range(len(catalogue.categories)) if gen_cat[c] >= 0]
+    user_idx = np.array([u for u, _ in pairs]); cat_idx = np.array([gen_cat[c] for _, c in pairs])
+    pair_ids = [layout.make_pair_id(str(catalogue.user_ids[u]), catalogue.categories[c]) for u, c in pairs]
+    print(f"{len(pairs)} pairs: {args.users} users ({len(users)}); torch threads {args.threads}\n")
+    rows = []
+    for text in args.recipes.split(";"):
+        settings = recipe(text.strip())
+        engine = PreferenceEngine(recommender, generator, settings, gen_cat[catalogue.item_category], oracle=oracle,
+                                  item_images=catalogue.images, judge=judge, guard=guard,
+                                  guard_class=category_mapping(generator.categories, catalogue.categories))
+        t0 = time.perf_counter()
+        result = engine.optimise(pair_ids, user_idx, cat_idx, RUN_DATE)
+        seconds = time.perf_counter() - t0
+        verdicts = judged(result)
+        realism = design_realism(result.designs["image"], result.designs["category_idx"], generator, classifier,
+                                 catalogue.images, gen_cat[catalogue.item_category], list(generator.categories))
+        d = realism["designs"]
+        print(f"## recipe: {text}  ({len(pairs) / seconds:.2f} pairs/s, {seconds:.0f} s; mean D {result.designs['realism'].mean():.2f})")
+        print(format_verdicts(verdicts))
+        print(f"realism: FID {d['fid']:.2f} vs plain {realism['plain']['fid']:.2f} (ratio {realism['fid_ratio']:.2f}); "
+              f"class consistency {d['class_consistency']:.1%} vs plain {realism['plain']['class_consistency']:.1%}\n",
+              flush=True)
+        rows.append((text, len(pairs) / seconds, verdicts, realism))
+    print("| recipe | pairs/s | learned wins | learned lift/best | true wins | true p | held-out wins | FID ratio | class cons. |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for text, rate, v, r in rows:
+        get = lambda name, key: v.get(name, {}).get(key, float("nan"))  # noqa: E731
+        print(f"| {text} | {rate:.2f} | {get('learned scorer (climbed)', 'win_share'):.1%} | "
+              f"{get('learned scorer (climbed)', 'relative_lift'):+.1%} | {get('true taste (simulated)', 'win_share'):.1%} | "
+              f"{get('true taste (simulated)', 'p_sign'):.2g} | {get('held-out scorer', 'win_share'):.1%} | "
+              f"{r['fid_ratio']:.2f} | {r['designs']['class_consistency']:.1%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
