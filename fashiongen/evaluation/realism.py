@@ -21,6 +21,7 @@ from fashiongen.models.classifier import CategoryClassifier
 from fashiongen.models.contract import ConditionalGenerator
 
 PLAIN_SEED = 1
+FEW_DESIGNS = 200  # below this many designs FID/KID (128-d features) say little; the summary says so
 
 
 def plain_samples(generator: ConditionalGenerator, category_idx: np.ndarray, seed: int = PLAIN_SEED,
@@ -58,6 +59,8 @@ def design_realism(designs: np.ndarray, design_categories: np.ndarray, generator
 def format_realism(table: dict[str, Any]) -> str:
     """One line: FID/KID and class consistency of the designs against plain samples."""
     d, p = table["designs"], table["plain"]
+    caveat = (f"; only {d['n_fake']} designs: FID/KID are noisy below a few hundred, read class consistency"
+              if d["n_fake"] < FEW_DESIGNS else "")
     return (f"realism (in-domain, {d['n_fake']} designs vs as many plain samples, against {d['n_real']} real items): "
             f"FID {d['fid']:.2f} vs {p['fid']:.2f} (ratio {table['fid_ratio']:.2f}), KID {d['kid']:.4f} vs "
-            f"{p['kid']:.4f}, class consistency {d['class_consistency']:.1%} vs {p['class_consistency']:.1%}")
+            f"{p['kid']:.4f}, class consistency {d['class_consistency']:.1%} vs {p['class_consistency']:.1%}{caveat}")
