@@ -81,7 +81,7 @@ def main() -> int:
     judge = load_recommender(args.judge) if args.judge else None
     lake_cfg = dataclasses.replace(cfg, lake_uri=args.lake)
     classifier = ensure_classifier(lake_cfg, catalogue)
-    guard = ensure_classifier(lake_cfg, catalogue, role="guard")
+    guard = ensure_classifier(lake_cfg, catalogue, "guard")
     order = sorted(catalogue.user_ids, key=lambda u: layout.id_key("sample", u))
     cap = args.published
     chosen = order[:cap] if args.users == "demo" else order[cap:cap + args.count]

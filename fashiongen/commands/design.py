@@ -66,7 +66,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     guard = None
     if g.category_guard:
         from fashiongen.training.classifier import ensure_classifier
-        guard = ensure_classifier(cfg, catalogue, role="guard")
+        guard = ensure_classifier(cfg, catalogue, "guard")
     engine = PreferenceEngine(recommender, generator, g, to_generator[catalogue.item_category], device=args.device,
                               oracle=oracle, item_images=catalogue.images, guard=guard,
                               guard_class=category_mapping(generator.categories, catalogue.categories))

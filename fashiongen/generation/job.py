@@ -145,7 +145,7 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     if cfg.design.category_guard:  # trained once, apart from the realism judge's classifier
         from fashiongen.training.classifier import ensure_classifier
 
-        ensure_classifier(cfg, load_catalogue(cfg.data.catalogue_uri), role="guard")
+        ensure_classifier(cfg, role="guard")
         guard_uri = paths.classifier_model("guard")
     digests = user_digests(recommender.user_vectors().detach().cpu().numpy(), catalogue.user_ids)
     del recommender
