@@ -14,6 +14,7 @@ import sys
 
 from fashiongen.config import load_config
 from fashiongen.errors import FashiongenError
+from fashiongen.runtime import quiet_ray_console
 
 # name -> (module, one-line help). Order = pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -28,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate-day": ("fashiongen.commands.simulate_day", "land a day of simulated shoppers' interactions for the nightly run"),
     "nightly": ("fashiongen.commands.nightly", "refresh user vectors from landed interactions, evaluate, design for changed users, publish"),
     "lake": ("fashiongen.commands.lake", "read the designs lake: complete runs, one user's designs, a contact sheet"),
+    "report": ("fashiongen.commands.report", "write a designs run's HTML report (judges, realism, lifts, contact sheets, history)"),
 }
 
 
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_ray_console()  # before any command imports Ray
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)

@@ -20,6 +20,7 @@ apt_install() {  # install Debian packages only when something is missing
 }
 if [ ! -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]; then apt_install dataset-fashion-mnist; fi
 python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv python3-pip
+if [ "$mode" = test ]; then apt_install chromium; fi  # the run report is checked in a real headless browser
 
 if [ ! -x .venv/bin/python ]; then echo "==> creating .venv"; python3 -m venv .venv; fi
 stamp=".venv/.fashiongen-installed"

@@ -4,9 +4,9 @@
 
 Local Ray, a local lake folder, Fashion-MNIST with simulated shoppers. Each step is the same command a user
 runs by hand (prepare, train-recommender for the baselines, DVBPR and the held-out judge, evaluate, export,
-train-gan, generate, lake sheet), in pipeline order, with its progress printed as it goes; the end prints the AUC
-table, the designs summary (the three judges' verdicts and the designs' realism) and where the Parquet files and
-contact sheets are.
+train-gan, generate, lake sheet, report), in pipeline order, with its progress printed as it goes; the end prints the AUC
+table, the designs summary (the three judges' verdicts and the designs' realism), where the Parquet files and
+contact sheets are, and last the path of the run's HTML report.
 A GPU is used when torch sees one. Rerunning reuses what exists: the catalogue, finished training runs (resumed by
 name) and a published run date (a no-op).
 """
@@ -36,7 +36,8 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     from fashiongen.generation.job import run_generation
     from fashiongen.lake import layout, reader
     from fashiongen.lake.paths import LakePaths
-    from fashiongen.runtime import ensure_ray
+    from fashiongen.report.page import write_report
+    from fashiongen.runtime import RAY_LOGS, ensure_ray
 
     began = time.perf_counter()
     timings: dict[str, float] = {}
@@ -47,7 +48,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     paths = LakePaths.of(cfg)
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
     judge_uri = cfg.generation.judge_uri
-    steps = 7 + len(baselines) + bool(judge_uri)
+    steps = 8 + len(baselines) + bool(judge_uri)
     step = 0
 
     def call(title: str, command: str, step_cfg: Config, *flags: str) -> None:
@@ -91,6 +92,13 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         sheets.append((user, paths.sheet(cfg.run_date, user)))
     timings["contact sheets"] = time.perf_counter() - t0
 
+    step += 1
+    print(f"\n=== [{step}/{steps}] report: fashiongen report --run-date {cfg.run_date} ===", flush=True)
+    t0 = time.perf_counter()
+    report = write_report(cfg, cfg.run_date, timings={**timings, "demo until the report": t0 - began})
+    timings["report"] = time.perf_counter() - t0
+    print(f"report: {report}")
+
     evaluation = paths.evaluation("test")
     results = storage.read_table(storage.join(evaluation, "results.parquet"))
     print("\n" + "=" * 100 + "\nfashiongen demo: done in "
@@ -106,6 +114,9 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     for user, out in sheets:
         print(f"- contact sheet of {user}: {out}")
     print(f"- models: {paths.recommender_models()}, {paths.generator_model()}; evaluation: {evaluation}")
+    print(f"- logs: Ray's workers, Ray Train and Ray Data write theirs under {RAY_LOGS} (the console shows progress, "
+          "warnings and errors)")
+    print(f"- the run's report (open it in a browser): {report}")
     return 0
 
 

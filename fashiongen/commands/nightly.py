@@ -13,9 +13,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(cfg: Config, args: argparse.Namespace) -> int:
+    from fashiongen.lake.paths import LakePaths
     from fashiongen.pipeline.nightly import run_nightly
 
     summary = run_nightly(cfg, force=args.force, ray_address=args.ray_address)
     if summary is not None:
         print(summary.to_markdown())
+        print(f"\nreport: {LakePaths.of(cfg).report(summary.run_date)}")
     return 0

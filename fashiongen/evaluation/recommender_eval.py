@@ -64,7 +64,8 @@ def oracle_row(catalogue_uri: str, catalogue, **kwargs) -> tuple[dict[str, Any],
     return evaluate_scorer("oracle", truth.item_utility, catalogue, model_version=ORACLE_VERSION, **kwargs)
 
 
-def _cell(row: dict[str, Any], metric: str) -> str:
+def auc_cell(row: dict[str, Any], metric: str) -> str:
+    """"0.6123 [0.5800, 0.6400]": a metric with its 95% interval, or "n/a"."""
     value = row.get(metric, float("nan"))
     if not np.isfinite(value):
         return "n/a"
@@ -77,7 +78,7 @@ def markdown_table(rows: list[dict[str, Any]], extra: tuple[str, ...] = ()) -> s
             *extra, "eval s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cells = [row["model"], *(_cell(row, m) for m in METRICS), f"{row['users']} ({row['cold_users']})"]
+        cells = [row["model"], *(auc_cell(row, m) for m in METRICS), f"{row['users']} ({row['cold_users']})"]
         for key in extra:
             value = row.get(key, "")
             cells.append(f"{value:.2f}" if isinstance(value, float) else str(value))

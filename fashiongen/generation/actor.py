@@ -25,7 +25,7 @@ class DesignActor:
 
     def __init__(self, recommender_uri: str, generator_uri: str, catalogue_uri: str, design: dict,
                  run_date: str, model_version: str, failures_uri: str, faults: dict[str, int] | None = None,
-                 judge_uri: str = "", guard_uri: str = ""):
+                 judge_uri: str = "", guard_uri: str = "", progress=None):
         import torch
 
         from fashiongen.data.contract import load_catalogue
@@ -52,6 +52,7 @@ class DesignActor:
         self.run_date, self.model_version, self.failures_uri = run_date, model_version, failures_uri
         self.fail_after = (faults or {}).get("design.pairs", 0)
         self.designed = 0
+        self.progress = progress  # a ProgressCounter actor, or None
 
     def _user_index(self, user_ids: list[str]) -> np.ndarray:
         pos = np.clip(np.searchsorted(self.user_ids, user_ids), 0, max(len(self.user_ids) - 1, 0))
@@ -102,6 +103,8 @@ class DesignActor:
         self.designed += len(valid)
         if self.fail_after and self.designed >= self.fail_after:
             raise RuntimeError(f"injected failure after {self.designed} pairs ({FAULTS_ENV} design.pairs)")
+        if self.progress is not None:
+            self.progress.add.remote(len(valid), len(failures))
         return pa.concat_tables(tables) if tables else _empty_raw_table()
 
     def _rows(self, result, user_ids: list[str], categories: list[str]) -> pa.Table:

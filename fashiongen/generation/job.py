@@ -20,6 +20,7 @@ writes designs to the lake. Safe to rerun nightly.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -31,7 +32,8 @@ from fashiongen.generation.actor import DesignActor, encode_designs
 from fashiongen.generation.plan import (DIGESTS_ATTACHMENT, GenerationError, designed_digests,
                                         pq_rows, previous_digests, read_id_list, select_users, user_digests,
                                         write_pairs)
-from fashiongen.generation.summary import FAILURES_DIR, RunSummary, summarise
+from fashiongen.generation.progress import PROGRESS_SECONDS, ProgressCounter, ProgressPrinter
+from fashiongen.generation.summary import FAILURES_DIR, RunSummary, load_summary, save_summary, summarise
 from fashiongen.lake import layout, publish
 from fashiongen.lake.paths import LakePaths
 from fashiongen.runtime import ensure_ray
@@ -131,7 +133,12 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     if publish.run_status(cfg.lake_uri, run_date) == publish.RunStatus.COMPLETE and not force:
         log.info("designs for %s are already published at %s: nothing to do (force=true recomputes)",
                  run_date, paths.run(run_date))
-        return summarise(RunSummary(run_date=run_date, action="skip", run_uri=paths.run(run_date)), cfg, run_date)
+        saved = load_summary(cfg, run_date)
+        if saved is not None:
+            return dataclasses.replace(saved, action="skip", pairs_this_attempt=0, seconds=0.0)
+        summary = summarise(RunSummary(run_date=run_date, action="skip", run_uri=paths.run(run_date)), cfg, run_date)
+        save_summary(cfg, summary)
+        return summary
     # Every input is loaded and checked before the lake is touched: a bad checkpoint never costs a published run.
     rec_uri, gen_uri = paths.design_models(cfg.recommender.model)
     recommender, generator = load_recommender(rec_uri), load_generator(gen_uri)
@@ -178,8 +185,9 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     faults.fail_at(plan_faults, "generate.before_pipeline")
     started = time.perf_counter()
     before = publish.dedupe_check(cfg.lake_uri, run_date, exclude=plan.superseded).pairs
+    counter = ray.remote(num_cpus=0)(ProgressCounter).remote()
     try:
-        ray.data.read_parquet(pairs_path, filesystem=pairs_fs, ray_remote_args={"num_cpus": LIGHT_CPUS}) \
+        designs = ray.data.read_parquet(pairs_path, filesystem=pairs_fs, ray_remote_args={"num_cpus": LIGHT_CPUS}) \
             .repartition(target_num_rows_per_block=cfg.generation.pairs_per_block) \
             .map_batches(DesignActor, batch_format="pyarrow", batch_size=cfg.design.batch_pairs,
                          compute=ray.data.ActorPoolStrategy(size=pool.actors), num_gpus=pool.gpus_per_actor,
@@ -189,13 +197,17 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
                              "catalogue_uri": cfg.data.catalogue_uri, "design": to_dict(cfg.design),
                              "run_date": run_date, "model_version": model_version,
                              "failures_uri": paths.work(run_date, FAILURES_DIR), "faults": plan_faults,
-                             "judge_uri": cfg.generation.judge_uri, "guard_uri": guard_uri}) \
+                             "judge_uri": cfg.generation.judge_uri, "guard_uri": guard_uri,
+                             "progress": counter}) \
             .map_batches(encode_designs, batch_format="pyarrow", num_cpus=LIGHT_CPUS,
-                         fn_kwargs={"lake_uri": cfg.lake_uri, "write_objects": cfg.generation.write_image_objects}) \
-            .write_parquet(out_path, filesystem=out_fs, min_rows_per_file=cfg.generation.rows_per_file,
-                           ray_remote_args={"num_cpus": LIGHT_CPUS})
+                         fn_kwargs={"lake_uri": cfg.lake_uri, "write_objects": cfg.generation.write_image_objects})
+        with ProgressPrinter(lambda: ray.get(counter.counts.remote(), timeout=PROGRESS_SECONDS), run_date,
+                             todo=max(pairs_total - before, 0)):
+            designs.write_parquet(out_path, filesystem=out_fs, min_rows_per_file=cfg.generation.rows_per_file,
+                                  ray_remote_args={"num_cpus": LIGHT_CPUS})
     finally:
         ctx.checkpoint_config = None
+        ray.kill(counter)
     summary.seconds = time.perf_counter() - started
     summary.pairs_total = pairs_total
     summary.pairs_this_attempt = publish.dedupe_check(cfg.lake_uri, run_date, exclude=plan.superseded).pairs - before
@@ -210,7 +222,9 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
         if storage.join(paths.run_state(run_date), name) != digests_uri:
             storage.delete(storage.join(paths.run_state(run_date), name))
     faults.fail_at(plan_faults, "generate.after_publish")
-    return summarise(summary, cfg, run_date)
+    summary = summarise(summary, cfg, run_date)
+    save_summary(cfg, summary)
+    return summary
 
 
 def write_digests(paths: LakePaths, run_date: str, table) -> str:

@@ -2,6 +2,9 @@
 (five small columns, never the images, so the driver stays flat)."""
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +41,18 @@ class RunSummary:
     realism: dict = field(default_factory=dict)  # fashiongen.evaluation.realism.design_realism of a sample
     manifest: dict = field(default_factory=dict)
 
+    def to_json(self) -> bytes:
+        """Strict JSON (non-finite numbers as null), what `save_summary` writes beside the run's report."""
+        return json.dumps(_finite(dataclasses.asdict(self)), indent=2, sort_keys=True, allow_nan=False).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "RunSummary":
+        fields = json.loads(data)
+        for name in ("lift", "oracle_lift"):
+            fields[name] = _nan(fields.get(name) or {})
+        fields["verdicts"] = {judge: _nan(v) for judge, v in (fields.get("verdicts") or {}).items()}
+        return cls(**{f.name: fields[f.name] for f in dataclasses.fields(cls) if f.name in fields})
+
     @property
     def pairs_per_second(self) -> float:
         return self.pairs_this_attempt / self.seconds if self.seconds else 0.0
@@ -61,6 +76,34 @@ class RunSummary:
         if self.realism:
             lines += ["", f"- {format_realism(self.realism)}"]
         return "\n".join(lines)
+
+
+def _finite(value):
+    """`value` with every non-finite float replaced by None (strict JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _nan(stats: dict) -> dict:
+    return {k: math.nan if v is None else v for k, v in stats.items()}
+
+
+def save_summary(cfg: Config, summary: RunSummary) -> str:
+    """Write the run's summary where the report and the next `skip` read it; returns its URI."""
+    uri = LakePaths.of(cfg).run_summary(summary.run_date)
+    storage.write_bytes(uri, summary.to_json())
+    return uri
+
+
+def load_summary(cfg: Config, run_date: str) -> RunSummary | None:
+    """The saved summary of a published run, or None when it has none (written before summaries were kept)."""
+    uri = LakePaths.of(cfg).run_summary(run_date)
+    return RunSummary.from_json(storage.read_bytes(uri)) if storage.exists(uri) else None
 
 
 def _distribution(values: np.ndarray) -> dict[str, float]:
@@ -89,7 +132,7 @@ def _reason_class(reason: str) -> str:
     return reason.split(" (")[0]
 
 
-SUMMARY_COLUMNS = ["pair_id", "rank", "score", "lift", "dataset_top_scores", "oracle_score", "dataset_oracle_scores",
+SUMMARY_COLUMNS = ["pair_id", "category", "rank", "score", "lift", "dataset_top_scores", "oracle_score", "dataset_oracle_scores",
                    "judge_score", "dataset_judge_scores"]
 JUDGES = {  # judge -> (the designs' column, the retrieved real items' column)
     "learned scorer (climbed)": ("score", "dataset_top_scores"),
@@ -109,17 +152,26 @@ def _list_max(column: pa.ChunkedArray) -> np.ndarray:
     return out
 
 
-def judge_verdicts(run: pa.Table) -> dict[str, dict[str, float]]:
-    """Per judge present in the run: its best design of each pair against its best retrieved real item."""
+def pair_lifts(run: pa.Table) -> dict[str, pa.Table]:
+    """Per judge present in the run: one row per pair (pair_id, category, design, real, lift): the judge's score of
+    its best design of the pair and of its best retrieved real item, and their difference (NaN where one is missing)."""
     best = run.filter(pc.equal(run.column("rank"), 1)).sort_by("pair_id")
-    verdicts = {}
+    out = {}
     for name, (design_col, real_col) in JUDGES.items():
         if run.column(design_col).null_count == len(run):
             continue
         top = run.group_by("pair_id").aggregate([(design_col, "max")]).sort_by("pair_id")
-        verdicts[name] = compare(top.column(f"{design_col}_max").to_numpy(zero_copy_only=False).astype(float),
-                                 _list_max(best.column(real_col)))
-    return verdicts
+        design = top.column(f"{design_col}_max").to_numpy(zero_copy_only=False).astype(float)
+        real = _list_max(best.column(real_col))
+        out[name] = pa.table({"pair_id": best.column("pair_id"), "category": best.column("category"),
+                              "design": design, "real": real, "lift": design - real})
+    return out
+
+
+def judge_verdicts(run: pa.Table) -> dict[str, dict[str, float]]:
+    """Per judge present in the run: its best design of each pair against its best retrieved real item."""
+    return {name: compare(t.column("design").to_numpy(), t.column("real").to_numpy())
+            for name, t in pair_lifts(run).items()}
 
 
 def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
@@ -128,6 +180,7 @@ def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
     done = set(run.column("pair_id").to_pylist())
     failed = _failures(cfg, run_date, done)
     summary.pairs_done, summary.pairs_failed = len(done), len(failed)
+    summary.pairs_total = summary.pairs_total or summary.pairs_done + summary.pairs_failed  # a skip plans nothing
     reasons: dict[str, int] = {}
     for reason in failed.values():
         short = _reason_class(reason)

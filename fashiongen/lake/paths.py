@@ -21,6 +21,8 @@ The tree:
     <lake>/_state/designs/run_date=D/                         files committed with a run (its user digests)
     <lake>/pictures/user=<id_key>/                            `fashiongen design` pictures
     <lake>/pictures/run_date=D/sheet-<id_key>.png             `fashiongen lake sheet` contact sheets
+    <lake>/reports/run_date=D/summary.json                    the run's summary, written when it is published
+    <lake>/reports/run_date=D/index.html, user-<id_key>.html  `fashiongen report`: the run's HTML report
 
 Ids never become path components: only their digests (`layout.id_key`, `layout.design_key`) do.
 """
@@ -145,6 +147,21 @@ class LakePaths:
     def user_pictures(self, user_id: str) -> str:
         """Where `fashiongen design` writes one user's pictures (generation.pictures_uri replaces <lake>/pictures)."""
         return storage.join(self.pictures_override or self._at("pictures"), f"user={id_key('user', user_id)}")
+
+    def reports(self) -> str:
+        return self._at("reports")
+
+    def report(self, run_date: str) -> str:
+        """The run's self-contained HTML report."""
+        return self._at("reports", _run_partition(run_date), "index.html")
+
+    def user_report(self, run_date: str, user_id: str) -> str:
+        """One user's page of a run's report (named by the id's digest, never the raw id)."""
+        return self._at("reports", _run_partition(run_date), f"user-{id_key('user', user_id)}.html")
+
+    def run_summary(self, run_date: str) -> str:
+        """The run's summary (JSON), written when the run is published."""
+        return self._at("reports", _run_partition(run_date), "summary.json")
 
     def sheet(self, run_date: str, user_id: str) -> str:
         """Where `fashiongen lake sheet` writes a user's contact sheet for a run."""

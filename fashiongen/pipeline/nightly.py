@@ -103,6 +103,7 @@ def run_nightly(cfg: Config, force: bool = False, ray_address: str | None = None
     from fashiongen.generation.job import run_generation
     from fashiongen.lake import publish
     from fashiongen.lake.layout import today_utc, validate_run_date
+    from fashiongen.report.page import write_report
 
     run_date = validate_run_date(cfg.run_date or today_utc())
     if publish.run_status(cfg.lake_uri, run_date) == publish.RunStatus.COMPLETE and not force:
@@ -115,5 +116,7 @@ def run_nightly(cfg: Config, force: bool = False, ray_address: str | None = None
           f"{report['validation_auc_after']:.4f}; quarantined: {report['quarantined'] or 'none'}")
     print(f"model: {report['model_uri']} (model_version {report['model_version']})")
     generation = dataclasses.replace(cfg.generation, recommender_uri=report["model_uri"], incremental=True)
-    return run_generation(dataclasses.replace(cfg, run_date=run_date, generation=generation), force=force,
-                          ray_address=ray_address)
+    run_cfg = dataclasses.replace(cfg, run_date=run_date, generation=generation)
+    summary = run_generation(run_cfg, force=force, ray_address=ray_address)
+    write_report(run_cfg, run_date)  # LakePaths.report(run_date)
+    return summary

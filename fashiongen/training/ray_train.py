@@ -1,6 +1,7 @@
 """Plumbing shared by the Ray Train drivers (the recommender's and the GAN's); each training loop stays its own file.
 
-- `run_config`: the run's storage (local or `s3://`), stable name, checkpoints kept and failure retries.
+- `run_config`: the run's storage (local or `s3://`), stable name, checkpoints kept, failure retries and the quiet
+  console (`runtime.train_logging`).
 - `save_and_report`: per epoch, rank 0 writes the state file into a checkpoint and every rank reports metrics.
 - `load_state` / `final_state`: the state file of a worker's resumed checkpoint or of the run's last checkpoint.
 """
@@ -16,6 +17,7 @@ import torch
 from fashiongen import storage
 from fashiongen.config import TrainConfig
 from fashiongen.errors import FashiongenError
+from fashiongen.runtime import train_logging
 
 STATE_FILE = "state.pt"
 LEGACY_STATE_FILES = ("dvbpr_state.pt", "gan_state.pt")  # checkpoints written before the drivers shared this module
@@ -33,7 +35,8 @@ def run_config(train: TrainConfig, run_name: str):
         storage_uri = storage.filesystem(storage_uri)[1]
     return RunConfig(name=run_name, storage_path=storage_uri,
                      checkpoint_config=CheckpointConfig(num_to_keep=train.num_to_keep),
-                     failure_config=FailureConfig(max_failures=train.max_failures), **kwargs)
+                     failure_config=FailureConfig(max_failures=train.max_failures), logging_config=train_logging(),
+                     **kwargs)
 
 
 def load_state(directory: str) -> dict[str, Any]:

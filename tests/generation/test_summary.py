@@ -37,3 +37,24 @@ def test_verdicts_take_each_judges_best_design_and_best_real_item():
 def test_a_run_without_oracle_or_judge_reports_the_learned_scorer_only():
     table = designs([{"pair_id": "a", "rank": 1, "score": 3.0, "dataset_top_scores": [2.0]}])
     assert list(judge_verdicts(table)) == ["learned scorer (climbed)"]
+
+
+def test_summary_round_trips_through_strict_json():
+    import json
+    import math
+
+    from fashiongen.generation.summary import RunSummary
+
+    summary = RunSummary(run_date="2026-01-01", action="start", run_uri="lake/designs/run_date=2026-01-01",
+                         pairs_done=3, lift={"mean": 0.5}, failure_reasons={"boom": 1},
+                         verdicts={"learned scorer (climbed)": {"pairs": 3.0, "win_share": 1.0,
+                                                                "relative_lift": math.nan}},
+                         realism={"fid_ratio": 1.2, "designs": {"fid": math.inf}})
+    data = summary.to_json()
+    json.loads(data, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    back = RunSummary.from_json(data)
+    assert math.isnan(back.verdicts["learned scorer (climbed)"]["relative_lift"])
+    assert back.verdicts["learned scorer (climbed)"]["win_share"] == 1.0
+    assert (back.run_date, back.pairs_done, back.lift, back.failure_reasons) == ("2026-01-01", 3, {"mean": 0.5},
+                                                                                  {"boom": 1})
+    assert back.realism == {"fid_ratio": 1.2, "designs": {"fid": None}}

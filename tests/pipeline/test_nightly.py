@@ -118,6 +118,9 @@ def test_nightly_jobs_design_changed_users_and_a_date_runs_once(lake, ray_head):
     assert report["changed_users"] == 2 and report["quarantined"] == {"landed: user not in the catalogue": 1}
     manifest = reader.read_manifest(cfg.lake_uri, DAY2)
     assert manifest["model_version"].startswith(report["model_version"])
+    page = storage.read_bytes(LakePaths.of(cfg).report(DAY2)).decode()  # the night's report, linking the first night
+    assert f"report: {LakePaths.of(cfg).report(DAY2)}" in second.stdout
+    assert f'<a href="../run_date={DAY1}/index.html">{DAY1}</a>' in page and "<h2>Judges</h2>" in page
 
     again = _submit(ray_head, f"nightly-{DAY2}", *overrides, f"run_date={DAY2}")
     assert again.returncode != 0 and "already exists" in again.stdout + again.stderr  # Ray refuses the same id
