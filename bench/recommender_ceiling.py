@@ -15,6 +15,11 @@ per-category z-scored pixel statistics the utility uses) and must estimate the r
 A visual recommender learns Φ from pixels, so it can at best match the last row ("perfect Φ"); the gap from there to
 the oracle is what ~10 interactions cannot reveal about a shopper. Not a model: the true features are the truth's,
 so nothing here may rank real items in production. Seeds fixed (catalogue seed 0, split as `fashiongen prepare`).
+
+`--model URI` (repeatable) adds, for a trained visual recommender of the same catalogue, its own score, the count
+prior + its learned θ_u·Φ_i, and the count prior + γ·(content profile on *its* Φ): θ_u replaced by the mean of the
+per-category z-scored Φ of u's training items, γ chosen on the validation split (the profile is a lever for #12:
+it needs no training and measures how much of the gap is θ, not Φ).
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--split", default="validation", choices=["validation", "test"])
     parser.add_argument("--catalogue", default=None, help="an existing simulated catalogue (default: prepare one)")
+    parser.add_argument("--model", action="append", default=[], help="a trained visual recommender (repeatable)")
     args = parser.parse_args()
 
     import numpy as np
@@ -56,10 +62,7 @@ def main() -> None:
     np.add.at(counts, (catalogue.train_users, cat[catalogue.train_items]), 1)
     log_share = np.log((counts + 0.1) / (counts.sum(1, keepdims=True) + 0.1 * n_cats))
     log_count = np.log1p(catalogue.item_train_count.astype(np.float64))
-    z = truth.item_features.astype(np.float64)
-    for c in range(n_cats):  # per-category z-scores, as the simulator's utility uses them
-        m = cat == c
-        z[m] = (z[m] - z[m].mean(0)) / (z[m].std(0) + 1e-6)
+    z = standardised(truth.item_features, cat, n_cats)  # as the simulator's utility uses them
     per_user = np.bincount(catalogue.train_users, minlength=n_users)[:, None]
     profile = np.zeros((n_users, z.shape[1]))
     np.add.at(profile, catalogue.train_users, z[catalogue.train_items])
@@ -75,6 +78,8 @@ def main() -> None:
         + theta[u] @ z.T,
         "oracle (true taste)": truth.item_utility,
     }
+    for model_uri in args.model:
+        scorers.update(profile_scorers(model_uri, catalogue, log_share, log_count, per_user))
     rows = []
     for name, scores in scorers.items():
         row, _ = evaluate_scorer(name, scores, catalogue, split=args.split, bootstrap_reps=500)
@@ -83,6 +88,40 @@ def main() -> None:
     print(f"\n{n_items} items, {n_users} shoppers, {len(catalogue.train_users)} training interactions, "
           f"{args.split} split\n")
     print(markdown_table(rows))
+
+
+def standardised(features, cat, n_cats: int):
+    """Per-category z-scores of item features (the simulator's own normalisation of its true features)."""
+    out = features.astype("float64").copy()
+    for c in range(n_cats):
+        m = cat == c
+        out[m] = (out[m] - out[m].mean(0)) / (out[m].std(0) + 1e-6)
+    return out
+
+
+def profile_scorers(model_uri: str, catalogue, log_share, log_count, per_user) -> dict:
+    """A trained model's rows: its score, prior + its θ·Φ, prior + γ·profile on its Φ (γ chosen on validation)."""
+    import numpy as np
+
+    from fashiongen.evaluation.recommender_eval import evaluate_scorer
+    from fashiongen.models.contract import load_recommender
+
+    model = load_recommender(model_uri)
+    cat = catalogue.item_category
+    phi = model.item_features().detach().cpu().numpy().astype(np.float64)
+    theta = model.user_vectors().detach().cpu().numpy().astype(np.float64)
+    z = standardised(phi, cat, len(catalogue.categories))
+    profile = np.zeros((catalogue.num_users, phi.shape[1]))
+    np.add.at(profile, catalogue.train_users, z[catalogue.train_items])
+    profile /= per_user + 1.0
+    prior = lambda u: log_share[u][:, cat] + 0.3 * log_count[None]  # noqa: E731
+    best = max((0.02, 0.05, 0.1, 0.2), key=lambda g: evaluate_scorer(
+        "γ", lambda u: prior(u) + g * profile[u] @ z.T, catalogue, split="validation", bootstrap_reps=10)[0]["auc_full"])
+    name = model.kind + " " + model.model_version
+    return {f"{name}: its score": lambda u: model.score(u).detach().cpu().numpy(),
+            f"{name}: prior + its θ·Φ": lambda u: prior(u) + theta[u] @ phi.T,
+            f"{name}: prior + {best}·profile on its Φ (γ from validation)":
+                lambda u: prior(u) + best * profile[u] @ z.T}
 
 
 def fit_choice_model(z, cat, users, items, n_users: int, n_cats: int, lam: float = 1.0, steps: int = 300):
