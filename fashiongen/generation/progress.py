@@ -35,6 +35,8 @@ class ProgressPrinter:
         self._began = time.perf_counter()
 
     def __enter__(self) -> "ProgressPrinter":
+        print(f"designs run {self.run_date}: {self.todo} pairs to design; a progress line every {self.every:.0f} s "
+              "once a batch of pairs is done (design.batch_pairs)", flush=True)
         self._thread.start()
         return self
 

@@ -24,7 +24,8 @@ def test_printer_prints_a_line_per_change_and_survives_a_failing_read(capsys):
 
     with ProgressPrinter(read, "2026-11-26", todo=10, every=0.02):
         time.sleep(0.4)
-    lines = capsys.readouterr().out.splitlines()
+    first, *lines = capsys.readouterr().out.splitlines()
+    assert first.startswith("designs run 2026-11-26: 10 pairs to design; a progress line every 0 s")
     assert [line.split(",")[0] for line in lines] == ["designs run 2026-11-26: 2/10 pairs",
                                                       "designs run 2026-11-26: 6/10 pairs (1 failed)"]
     assert "pairs/s, about" in lines[0] and " s left" in lines[0]
