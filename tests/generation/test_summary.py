@@ -58,3 +58,11 @@ def test_summary_round_trips_through_strict_json():
     assert (back.run_date, back.pairs_done, back.lift, back.failure_reasons) == ("2026-01-01", 3, {"mean": 0.5},
                                                                                   {"boom": 1})
     assert back.realism == {"fid_ratio": 1.2, "designs": {"fid": None}}
+
+
+def test_saved_summary_keeps_the_judges_in_the_consoles_order():
+    from fashiongen.generation.summary import RunSummary
+
+    verdicts = {name: {"pairs": 1.0} for name in JUDGES}
+    back = RunSummary.from_json(RunSummary(run_date="d", action="start", run_uri="u", verdicts=verdicts).to_json())
+    assert list(back.verdicts) == list(JUDGES)
