@@ -215,8 +215,9 @@ def _score_caption(score: float | None, truth: float | None, judge: float | None
     return " ".join(parts)
 
 
-def _user_sheet(cfg: Config, run_date: str, user: str) -> str:
-    rows = reader.designs_for_user(cfg.lake_uri, user, run_date)
+def _user_sheet(cfg: Config, run_date: str, user: str, rows: pa.Table | None = None) -> str:
+    """One user's contact sheet; `rows`: their designs when already read (else read here)."""
+    rows = reader.designs_for_user(cfg.lake_uri, user, run_date) if rows is None else rows
     if rows.num_rows == 0:
         raise ReportError(f"no designs for user {user!r} in run {run_date} of {cfg.lake_uri} "
                           "(check the id with `fashiongen lake show`)")
@@ -265,7 +266,10 @@ def write_report(cfg: Config, run_date: str | None = None, *, users: int = SAMPL
     summary = run_summary(cfg, date)
     manifest = reader.read_manifest(cfg.lake_uri, date)
     run = reader.read_run(cfg.lake_uri, date, columns=[*SUMMARY_COLUMNS, "user_id"])
-    sheets = "".join(_user_sheet(cfg, date, user) for user in sample_users(run, users))
+    sampled = sample_users(run, users)
+    designs = reader.read_run(cfg.lake_uri, date, user_id=sampled)  # one scan for every sampled user's images
+    sheets = "".join(_user_sheet(cfg, date, user, designs.filter(pc.equal(designs.column("user_id"), user)))
+                     for user in sampled)
     sections = [("Run", _summary_section(summary, manifest, timings)),
                 ("Judges", _judges_section(summary)),
                 ("Realism", _realism_section(summary.realism)),
