@@ -81,7 +81,11 @@ class Scene:
         num_items = spec.num_categories * spec.items_per_category
         self.item_category = np.arange(num_items) % spec.num_categories  # catalogue category of each item
         size = spec.recommender_size
+        picks = 3  # synthetic interactions per user: the default recommender's profiles are means of them
         catalogue = SimpleNamespace(num_users=spec.num_users, num_items=num_items, categories=self.categories,
+                                    item_category=self.item_category,
+                                    train_users=np.repeat(np.arange(spec.num_users), picks),
+                                    train_items=rng.integers(0, num_items, spec.num_users * picks),
                                     meta={"image": {"mode": "RGB", "width": size, "height": size}})
         self.recommender = DVBPR.from_config(RecommenderConfig(arch=spec.recommender_arch, k=spec.k))
         self.recommender.build_for(catalogue)

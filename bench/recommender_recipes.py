@@ -1,7 +1,7 @@
 """Choose the recommender recipe on the validation split: DVBPR trained in-process with each lever, one at a time.
 
     python bench/recommender_recipes.py --items 10000 --users 2000 --epochs 3 \
-        --recipe paper= --recipe bias=recommender.item_bias=true \
+        --recipe paper=recommender.preset=paper --recipe default= \
         --recipe samecat=recommender.negatives_same_category=0.5
 
 Each recipe is a name and comma-separated config overrides on top of the base (the demo's catalogue size and
@@ -55,7 +55,7 @@ def main() -> None:
 
     def judge(name: str, model, seconds: str) -> None:
         row, _ = evaluate_scorer(name, model.score, catalogue, split="validation", bootstrap_reps=500)
-        row.update(taste_fidelity(visual_scores(model), truth, catalogue.item_category, users))
+        row.update(taste_fidelity(visual_scores(model, catalogue.item_category), truth, catalogue.item_category, users))
         row["s/epoch"] = seconds
         rows.append(row)
         print(f"  {name}: validation AUC {row['auc_full']:.4f}, taste within {row['taste_within']:.3f} "
@@ -64,7 +64,7 @@ def main() -> None:
     bar = recommender_class("categorypop").from_config(load_config(None, base).recommender)
     bar.fit(catalogue)
     judge("categorypop", bar, "-")
-    for recipe in args.recipe or ["paper="]:
+    for recipe in args.recipe or ["paper=recommender.preset=paper", "default="]:
         name, _, overrides = recipe.partition("=")
         cfg = load_config(None, base + [o for o in overrides.split(",") if o])
         model = recommender_class("dvbpr").from_config(cfg.recommender)

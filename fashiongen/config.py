@@ -60,7 +60,8 @@ class SimulationConfig:
 
 @dataclass(frozen=True)
 class RecommenderConfig:
-    """Recommender model and its optimisation (DVBPR defaults from the paper)."""
+    """Recommender model and its optimisation: the paper's DVBPR network, loss and training; the user side (content
+    profiles with a fitted count prior) is the #12 recipe chosen on validation. `preset=paper` restores the paper."""
 
     preset: str = ""  # a named recipe applied before the file's values (see PRESETS); "" = none
     model: str = "dvbpr"  # a registered recommender: fashiongen.models.contract.RECOMMENDERS
@@ -77,7 +78,8 @@ class RecommenderConfig:
     negatives_same_category: float = 0.0  # share of BPR negatives drawn from the positive's category (paper: 0)
     item_bias: bool = False  # DVBPR: a learned β_i to rank real items (the designs climb θ·Φ alone; paper: none)
     lambda_bias: float = 1.0  # L2 on the β rows of the batch
-    count_prior: bool = False  # DVBPR: rank real items with a learned-weight prior of category share and item count
+    count_prior: bool = False  # DVBPR training: a learned prior of category share and item count in the BPR score
+    user_model: str = "profile"  # DVBPR θ_u: profile (mean standardised Φ of u's items + a fitted count prior) | learned
     channels_last: bool = False  # DVBPR training: channels-last CNN memory format (a GPU speed-up)
     mixed_precision: bool = False  # DVBPR training on CUDA: bf16 autocast of the networks (loss in fp32)
     model_uri: str = ""  # where training writes the model; empty = <lake_uri>/models/recommender/<model>.pt
@@ -184,7 +186,7 @@ class NightlyConfig:
     """The nightly run: refresh user vectors from landed interactions (image network frozen), then design."""
 
     interactions_uri: str = ""  # landing zone: <uri>/date=YYYY-MM-DD/*.parquet; empty = <lake_uri>/landing/interactions
-    refresh_steps: int = 200  # full-batch Adam steps on the changed users' vectors
+    refresh_steps: int = 200  # full-batch Adam steps on the changed users' learned θ (profiles are recomputed)
     refresh_lr: float = 0.05
     seed: int = 0
     max_auc_drop: float = 0.02  # refuse to publish when the changed users' validation AUC falls by more than this
@@ -210,7 +212,8 @@ class Config:
 # settings in one key. The quality issues add their best recipes here, one place.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "recommender": {"paper": {"k": 50, "lr": 1e-4, "lambda_cnn": 1e-3, "lambda_theta": 1.0, "batch_size": 128,
-                              "dropout": 0.5}},
+                              "dropout": 0.5, "user_model": "learned", "count_prior": False, "item_bias": False,
+                              "negatives_same_category": 0.0}},
     "gan": {"paper": {"ema_decay": 0.0, "spectral_norm": False, "beta1": 0.5, "beta2": 0.99}},
     "design": {"official": {"mode": "optimise", "restarts": 16, "steps": 10, "lr": 0.05, "init_std": 0.5,
                             "eta": 1.0, "eta_scale": "absolute", "warm_start": 0, "keep_norm": False, "category_guard": 0.0,
@@ -220,6 +223,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 # Settings that take one of a few words; checked with BOUNDS.
 CHOICES: dict[str, tuple[str, ...]] = {
+    "recommender.user_model": ("learned", "profile"),
     "design.mode": ("optimise", "from_items"),
     "design.eta_scale": ("absolute", "user_spread"),
 }

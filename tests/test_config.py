@@ -20,6 +20,7 @@ def test_defaults_then_yaml_then_overrides(tmp_path):
     ("recommender.lr=fast", "recommender.lr: expected a number"),
     ("recommender=1", "recommender: expected a section"),
     ("epochs", "not of the form key=value"),
+    ("recommender.user_model=mean", "recommender.user_model"),
 ])
 def test_bad_overrides_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):

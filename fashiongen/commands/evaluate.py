@@ -53,7 +53,8 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         row["model"] = uri.rstrip("/").split("/")[-1].removesuffix(".pt")  # the file name tells models apart
         row["model_uri"] = uri
         if truth is not None:
-            row.update(taste_fidelity(visual_scores(model), truth, catalogue.item_category, fidelity_users))
+            row.update(taste_fidelity(visual_scores(model, catalogue.item_category), truth, catalogue.item_category,
+                                      fidelity_users))
         rows.append(row)
         per_user[row["model"]] = users
     oracle = oracle_row(catalogue_uri, catalogue, **options)

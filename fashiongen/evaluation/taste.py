@@ -5,11 +5,12 @@ user's true taste (`GroundTruth.taste_logit`: category affinity + style, no popu
 over all items ("overall") and within each category, averaged over (user, category) ("within"). Within a category
 the affinity is constant, so "within" measures style alone: the figure that predicts whether designs that climb the
 scorer also climb the shopper's taste. Visual recommenders are judged on θ_u·Φ_i (what the designs climb, without
-any item bias); other models on their score. Pure numpy (ranks with ties averaged).
+any item bias); other models on their score. Ranks in numpy, ties averaged.
 """
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from fashiongen.evaluation.auc import ScoreFn
 
@@ -59,9 +60,22 @@ def taste_fidelity(scores: ScoreFn, truth, item_category: np.ndarray, users: np.
     return {"taste_overall": mean(overall), "taste_within": mean(within)}
 
 
-def visual_scores(model) -> ScoreFn:
-    """What a model's designs would climb: θ_u·Φ_i for visual recommenders (no item bias), else its score."""
-    if getattr(model, "visual", False):
-        theta, phi = model.user_vectors().detach().float().cpu(), model.item_features().detach().float().cpu()
-        return lambda users: (theta[np.asarray(users)] @ phi.T).numpy()
-    return lambda users: model.score(np.asarray(users)).detach().float().cpu().numpy()
+def visual_scores(model, item_category: np.ndarray) -> ScoreFn:
+    """What a model's designs would climb: the visual score of each item in its category (`design_vectors`: θ_u·Φ_i
+    in the paper, no prior or item bias) for visual recommenders, else the model's score."""
+    if not getattr(model, "visual", False):
+        return lambda users: model.score(np.asarray(users)).detach().float().cpu().numpy()
+    phi = model.item_features().detach().float()
+    item_category = np.asarray(item_category, np.int64)
+    members = {int(c): np.flatnonzero(item_category == c) for c in np.unique(item_category)}
+
+    def scores(users: np.ndarray) -> np.ndarray:
+        users_t = torch.as_tensor(np.asarray(users, np.int64), device=phi.device)
+        out = np.empty((len(users_t), len(phi)), np.float32)
+        with torch.no_grad():
+            for c, items in members.items():
+                v, b = model.design_vectors(users_t, torch.full_like(users_t, c))
+                out[:, items] = (v.float() @ phi[torch.as_tensor(items, device=phi.device)].T + b.float()[:, None]).cpu().numpy()
+        return out
+
+    return scores

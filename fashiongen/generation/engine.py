@@ -131,7 +131,8 @@ def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
 
 
 class DesignObjective:
-    """θ_u · Φ(G(z, c)) and D(G(z, c), c) for a batch of latents, shared by the engine and item redesign.
+    """The pair's visual score v · Φ(G(z, c)) + b (`design_vectors`: θ_u · Φ in the paper) and D(G(z, c), c) for a
+    batch of latents, shared by the engine and item redesign.
     Freezes both models (eval mode, no parameter gradients: BatchNorm uses its running statistics so samples stay
     independent, and backward computes gradients for the latents only)."""
 
@@ -154,19 +155,20 @@ class DesignObjective:
     def latent_dim(self) -> int:
         return int(self.generator.latent_dim)
 
-    def _forward_eager(self, z: torch.Tensor, theta_rows: torch.Tensor, categories: torch.Tensor):
+    def _forward_eager(self, z: torch.Tensor, vectors: torch.Tensor, offsets: torch.Tensor, categories: torch.Tensor):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.settings.mixed_precision):
             images = self.generator.generate(z, categories)
             phi = self.recommender.encode_images(self.adapt(images))
             realism = self.generator.discriminate(images, categories)
-        score = (theta_rows * phi.float()).sum(dim=1)
+        score = (vectors * phi.float()).sum(dim=1) + offsets
         return images.float(), score, realism.float().reshape(-1)
 
     def __call__(self, z: torch.Tensor, users: torch.Tensor, categories: torch.Tensor,
                  eta: torch.Tensor | float | None = None):
         """Latents (n, L), user and category indices (n,) -> images (n, C, H, W), score, realism, objective.
         `eta` (a number or one per latent) replaces settings.eta, e.g. when it is scaled per user."""
-        images, score, realism = self._forward(z, self.theta[users], categories)
+        vectors, offsets = self.recommender.design_vectors(users, categories)
+        images, score, realism = self._forward(z, vectors.float(), offsets.float(), categories)
         objective = score - (self.settings.eta if eta is None else eta) * (realism - 1.0) ** 2
         return images, score, realism, objective
 
@@ -229,8 +231,8 @@ class PreferenceEngine:
             self.guard_adapt = image_adapter(tuple(generator.image_shape), shape)
             self.guard_class = torch.as_tensor(np.asarray(guard_class, np.int64), device=self.device)
 
-    def _judge_view(self, judge: VisualRecommender) -> tuple[VisualRecommender, torch.Tensor, torch.Tensor, Callable]:
-        """The held-out scorer: its user vectors, item features and image adapter (it never feeds a gradient)."""
+    def _judge_view(self, judge: VisualRecommender) -> tuple[VisualRecommender, torch.Tensor, Callable]:
+        """The held-out scorer, its item features and image adapter (it never feeds a gradient)."""
         if not isinstance(judge, VisualRecommender):
             raise EngineError(f"the held-out scorer (kind {judge.kind!r}) cannot score new images: train a visual "
                               "recommender (e.g. dvbpr) apart and name it in generation.judge_uri")
@@ -242,7 +244,7 @@ class PreferenceEngine:
         judge.to(self.device)
         judge.freeze()
         adapt = image_adapter(tuple(self.objective.generator.image_shape), tuple(judge.image_shape))
-        return judge, theta.to(self.device, torch.float32), phi.to(self.device, torch.float32), adapt
+        return judge, phi.to(self.device, torch.float32), adapt
 
     # ------------------------------------------------------------------ validation
     def _validate(self, pair_ids: Sequence[str], user_idx: np.ndarray, category_idx: np.ndarray) -> None:
@@ -298,7 +300,8 @@ class PreferenceEngine:
         of the user's scores over that category's items (P,), the unit of design.eta_scale=user_spread."""
         users = torch.from_numpy(np.asarray(user_idx, dtype=np.int64)).to(self.device)
         cats = torch.from_numpy(np.asarray(category_idx, dtype=np.int64)).to(self.device)
-        scores = self.objective.theta[users] @ self.item_features.T
+        vectors, offsets = self.objective.recommender.design_vectors(users, cats)
+        scores = vectors.float() @ self.item_features.T + offsets.float()[:, None]
         member = self._item_category_t[None, :] == cats[:, None]
         count = member.sum(dim=1).clamp(min=1)
         mean = torch.where(member, scores, 0.0).sum(dim=1) / count
@@ -456,15 +459,17 @@ class PreferenceEngine:
         return EngineResult(designs=designs, pairs=pairs, trajectory=out_traj)
 
     def _add_judge(self, designs: dict[str, np.ndarray], pairs: dict[str, np.ndarray], images: torch.Tensor) -> None:
-        """The held-out scorer's θ·Φ of the kept designs and of the retrieved catalogue items (never optimised)."""
+        """The held-out scorer's visual score of the kept designs and of the retrieved catalogue items (never optimised)."""
         assert self.judge is not None
-        judge, theta, phi, adapt = self.judge
-        users = torch.from_numpy(designs["user_idx"]).to(self.device)
+        judge, phi, adapt = self.judge
+        tensor = (lambda a: torch.from_numpy(np.asarray(a, np.int64)).to(self.device))  # noqa: E731
         with torch.no_grad():
-            designs["judge_score"] = (judge.encode_images(adapt(images)).float() * theta[users]).sum(dim=1) \
+            v, b = judge.design_vectors(tensor(designs["user_idx"]), tensor(designs["category_idx"]))
+            designs["judge_score"] = ((judge.encode_images(adapt(images)).float() * v.float()).sum(dim=1) + b.float()) \
                 .cpu().numpy().astype(np.float32)
-            items = torch.from_numpy(pairs["dataset_top_item_idx"]).to(self.device)
-            real = (theta[torch.from_numpy(pairs["user_idx"]).to(self.device)][:, None, :] * phi[items.clamp(min=0)]).sum(-1)
+            items = tensor(pairs["dataset_top_item_idx"])
+            v, b = judge.design_vectors(tensor(pairs["user_idx"]), tensor(pairs["category_idx"]))
+            real = (v.float()[:, None, :] * phi[items.clamp(min=0)]).sum(-1) + b.float()[:, None]
             pairs["judge_dataset_top"] = torch.where(items >= 0, real, float("nan")).cpu().numpy().astype(np.float32)
 
     def _add_oracle(self, designs: dict[str, np.ndarray], pairs: dict[str, np.ndarray]) -> None:

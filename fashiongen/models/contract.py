@@ -127,6 +127,11 @@ class Recommender(Checkpointed):
     def item_features(self) -> torch.Tensor:
         """Φ of every catalogue item: (num_items, K) float32 (for non-visual models, their item factors)."""
 
+    def refit_users(self, users: np.ndarray, train) -> bool:
+        """Recompute the vectors of `users` in closed form from their items in `train` (a TrainSet), when the model
+        defines them so; False means the nightly refresh fits them by SGD and calls `set_user_vectors`."""
+        return False
+
     def set_user_vectors(self, users: np.ndarray, vectors: torch.Tensor) -> None:
         """Replace θ of `users` (the nightly refresh). Only models scored as θ_u · Φ_i support it."""
         raise NotImplementedError(f"{self.kind} cannot refresh user vectors on their own: retrain it, or use dvbpr")
@@ -159,6 +164,13 @@ class VisualRecommender(Recommender):
     @abc.abstractmethod
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """Differentiable Φ(images) for images in [-1, 1], (N, C, H, W) -> (N, K), in eval mode."""
+
+    def design_vectors(self, users: torch.Tensor, categories: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The visual score of each (user, category) pair: (v (P, K), b (P,)) such that v · Φ(x) + b scores an image x
+        of that category, a new design or catalogue item alike (no prior or item bias). Default: θ_u and 0, the
+        paper's x_ui = θ_u · Φ_i."""
+        theta = self.user_vectors()[users]
+        return theta, theta.new_zeros(len(theta))
 
     @abc.abstractmethod
     def to(self, device: torch.device | str) -> "VisualRecommender":

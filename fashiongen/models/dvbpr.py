@@ -12,6 +12,9 @@ twice counts twice). Dropout (0.5) is on while training and off in `encode_image
 Training runs in-process with `fit` or distributed with fashiongen.training.recommender (Ray Train); both use
 `DVBPRNet` and `dvbpr_loss`. After training, Φ of every catalogue item is computed once (eval mode) and kept in the
 checkpoint, so scoring and export need no images.
+
+`user_model="profile"` (not in the paper) replaces the learned θ_u after training by a content profile of u's items
+on the trained Φ (`UserProfiles`): the image network is trained exactly as above, only the user side changes.
 """
 from __future__ import annotations
 
@@ -31,7 +34,8 @@ from fashiongen.models.contract import VisualRecommender, register_recommender
 
 ENCODE_BATCH = 512
 TRAINING_CACHE_BYTES = 2 * 1024**3  # convert the whole catalogue once when float32 images take at most this
-PRIOR_TRIPLES = 50_000  # triples the count prior's two weights are first fitted on
+PRIOR_TRIPLES = 50_000  # triples the count prior's two weights (and the profile's weights) are fitted on
+USER_MODELS = ("learned", "profile")
 
 
 class CountPrior(nn.Module):
@@ -79,6 +83,110 @@ class CountPrior(nn.Module):
         """(len(users), len(items)) prior of every user against every item."""
         cats = self.item_category[items]
         return self.alpha * self.log_share[users][:, cats] + self.gamma * self.log_count[items][None, :]
+
+
+class UserProfiles(nn.Module):
+    """θ_u as a content profile of u's training items (not in the paper). Each item's Φ is standardised within its
+    category, z_i = (Φ_i − μ_c) / σ_c, and P_u = Σ_{i ∈ I_u} z_i / (n_u + 1) (shrunk toward 0 for few items). The
+    visual score of an image x of category c is w_p · P_u · z_c(Φ(x)): affine in Φ(x), so designs climb it through Φ
+    as they climb θ_u · Φ. Real items are ranked with w_s · log share_u(c) + w_n · log(1 + n_i) added (the count
+    prior's features, its own copy: the network may be trained without one). The three weights are fitted by BPR on
+    training triples with each positive left out of its own profile and counts, as ranking sees held-out items. No
+    SGD over users: a user's vector is a mean, which the nightly refresh recomputes in closed form."""
+
+    def __init__(self, num_users: int, k: int, num_categories: int, num_items: int):
+        super().__init__()
+        self.register_buffer("total", torch.zeros(num_users, k))  # Σ z over the user's training items
+        self.register_buffer("count", torch.zeros(num_users))  # n_u
+        self.register_buffer("mean", torch.zeros(num_categories, k))  # μ_c of Φ
+        self.register_buffer("scale", torch.ones(num_categories, k))  # 1 / σ_c of Φ
+        self.register_buffer("item_category", torch.zeros(num_items, dtype=torch.long))
+        self.register_buffer("log_share", torch.zeros(num_users, num_categories))
+        self.register_buffer("log_count", torch.zeros(num_items))
+        self.register_buffer("weight", torch.tensor([0.0, 0.0, 1.0]))  # share, count, profile
+
+    def standardised(self, phi: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
+        return (phi - self.mean[categories]) * self.scale[categories]
+
+    @torch.no_grad()
+    def fit(self, item_phi: torch.Tensor, item_category: np.ndarray, train: TrainSet,
+            triples: tuple[np.ndarray, np.ndarray, np.ndarray], steps: int = 300) -> None:
+        """Category statistics of Φ, every user's profile and counts, and the weights (full-batch Adam on
+        `triples`)."""
+        device = item_phi.device
+        cats = torch.as_tensor(np.asarray(item_category, np.int64), device=device)
+        self.item_category.copy_(cats)
+        for c in range(len(self.mean)):
+            members = item_phi[cats == c]
+            if len(members):
+                self.mean[c] = members.mean(0)
+                self.scale[c] = 1.0 / (members.std(0, unbiased=False) + 1e-6)
+        self.refit(np.arange(len(self.total)), train, item_phi)
+        share, count = (torch.as_tensor(a, device=device) for a in pick_counts(train, item_category, len(self.mean)))
+        z = self.standardised(item_phi, cats)
+        u, i, j = (torch.as_tensor(a, dtype=torch.long, device=device) for a in triples)
+        left_out = ((self.total[u] - z[i]) * z[i]).sum(1) / self.count[u].clamp(min=1.0)
+        kept = (self.total[u] * z[j]).sum(1) / (self.count[u] + 1.0)
+        smooth = CountPrior.SMOOTHING
+        same = (cats[j] == cats[i]).float()  # j's category share also loses the left-out pick
+        features = torch.stack([
+            torch.log((share[u, cats[i]] - 1.0 + smooth) / (share[u, cats[j]] - same + smooth)),
+            torch.log1p(count[i] - 1.0) - torch.log1p(count[j]),
+            left_out - kept], 1)
+        weight = torch.tensor([1.0, 0.0, 1.0], device=device, requires_grad=True)
+        optimiser = torch.optim.Adam([weight], lr=0.05)
+        with torch.enable_grad():
+            for _ in range(steps):
+                loss = -F.logsigmoid(features @ weight).mean()
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+        self.weight.copy_(weight.detach())
+
+    @torch.no_grad()
+    def refit(self, users: np.ndarray, train: TrainSet, item_phi: torch.Tensor) -> None:
+        """Recompute the profiles and category shares of `users` from their items in `train`, and every item's
+        count (the weights and Φ's statistics are kept)."""
+        users = np.asarray(users, np.int64)
+        counts = train.indptr[users + 1] - train.indptr[users]
+        rows = torch.as_tensor(np.repeat(np.arange(len(users)), counts), device=item_phi.device)
+        items = torch.as_tensor(np.concatenate([train.items[train.indptr[u]:train.indptr[u + 1]] for u in users])
+                                if len(users) else np.zeros(0, np.int64), device=item_phi.device)
+        z = self.standardised(item_phi[items], self.item_category[items])
+        index = torch.as_tensor(users, device=item_phi.device)
+        self.total[index] = torch.zeros(len(users), self.total.shape[1], device=item_phi.device).index_add_(0, rows, z)
+        self.count[index] = torch.as_tensor(counts, dtype=torch.float32, device=item_phi.device)
+        per_category = torch.zeros(len(users), len(self.mean), device=item_phi.device)
+        per_category.index_put_((rows, self.item_category[items]), torch.ones(len(items), device=item_phi.device),
+                                accumulate=True)
+        self.log_count.copy_(torch.log1p(torch.bincount(torch.as_tensor(train.items, device=item_phi.device),
+                                                        minlength=len(self.log_count)).float()))
+        smooth = CountPrior.SMOOTHING
+        self.log_share[index] = torch.log((per_category + smooth)
+                                          / (self.count[index][:, None] + smooth * len(self.mean)))
+
+    def vectors(self, users: torch.Tensor) -> torch.Tensor:
+        """w · P_u: (len(users), K)."""
+        return self.weight[2] * self.total[users] / (self.count[users] + 1.0)[:, None]
+
+    def design_vectors(self, users: torch.Tensor, categories: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(v, b) with v · Φ(x) + b = w · P_u · z_c(Φ(x))."""
+        v = self.vectors(users) * self.scale[categories]
+        return v, -(v * self.mean[categories]).sum(1)
+
+    def matrix(self, users: torch.Tensor, items: torch.Tensor | slice, item_phi: torch.Tensor) -> torch.Tensor:
+        """(len(users), len(items)) scores of real items: the visual score plus the weighted count prior."""
+        cats = self.item_category[items]
+        return self.vectors(users) @ self.standardised(item_phi[items], cats).T \
+            + self.weight[0] * self.log_share[users][:, cats] + self.weight[1] * self.log_count[items][None, :]
+
+
+def pick_counts(train: TrainSet, item_category: np.ndarray, num_categories: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training picks per (user, category) (U, C) and per item (N,), float32: the count prior's raw counts."""
+    users = np.repeat(np.arange(train.num_users), np.diff(train.indptr))
+    per_user = np.zeros((train.num_users, num_categories), np.float32)
+    np.add.at(per_user, (users, np.asarray(item_category)[train.items]), 1.0)
+    return per_user, np.bincount(train.items, minlength=train.num_items).astype(np.float32)
 
 
 class DVBPRNet(nn.Module):
@@ -168,18 +276,23 @@ class DVBPR(VisualRecommender):
                  lambda_cnn: float = 1e-3, lambda_theta: float = 1.0, batch_size: int = 128, epochs: int = 5,
                  seed: int = 0, item_bias: bool = False, lambda_bias: float = 1.0,
                  negatives_same_category: float = 0.0, count_prior: bool = False, channels_last: bool = False,
-                 mixed_precision: bool = False):
+                 mixed_precision: bool = False, user_model: str = "learned"):
+        if user_model not in USER_MODELS:
+            raise ValueError(f"recommender.user_model={user_model!r}: use one of {USER_MODELS}")
         self.hyper = {"k": k, "arch": arch, "dropout": dropout, "lr": lr, "lambda_cnn": lambda_cnn,
                       "lambda_theta": lambda_theta, "batch_size": batch_size, "epochs": epochs, "seed": seed,
                       "item_bias": item_bias, "lambda_bias": lambda_bias,
                       "negatives_same_category": negatives_same_category, "count_prior": count_prior,
-                      "channels_last": channels_last, "mixed_precision": mixed_precision}
+                      "channels_last": channels_last, "mixed_precision": mixed_precision, "user_model": user_model}
         self.k, self.arch, self.dropout = k, arch, dropout
         self.lr, self.lambda_cnn, self.lambda_theta = lr, lambda_cnn, lambda_theta
         self.batch_size, self.epochs, self.seed = batch_size, epochs, seed
         self.item_bias, self.lambda_bias = item_bias, lambda_bias
         self.negatives_same_category, self.count_prior = negatives_same_category, count_prior
         self.channels_last, self.mixed_precision = channels_last, mixed_precision  # GPU speed; off = exact
+        self.user_model = user_model
+        self.profiles: UserProfiles | None = None
+        self._train: tuple[TrainSet, CategoryIndex] | None = None  # the profiles' interactions (build_for)
         self.shape: dict[str, Any] = {}
         self.device = torch.device("cpu")
         self.meta: dict[str, Any] = {}
@@ -190,14 +303,15 @@ class DVBPR(VisualRecommender):
     def from_config(cls, rec) -> "DVBPR":
         return cls(rec.k, rec.arch, rec.dropout, rec.lr, rec.lambda_cnn, rec.lambda_theta, rec.batch_size,
                    rec.epochs, rec.seed, rec.item_bias, rec.lambda_bias, rec.negatives_same_category,
-                   rec.count_prior, rec.channels_last, rec.mixed_precision)
+                   rec.count_prior, rec.channels_last, rec.mixed_precision, rec.user_model)
 
     def build(self, num_users: int, num_items: int, image_shape: tuple[int, int, int],
               num_categories: int = 0) -> "DVBPR":
         """Allocate θ, Φ's network and the item features for this many users and items (and categories, which
-        the count prior needs)."""
-        if self.count_prior and not num_categories:
-            raise ValueError("recommender.count_prior needs the catalogue's categories (build_for a catalogue)")
+        the count prior and the profiles need)."""
+        if (self.count_prior or self.user_model == "profile") and not num_categories:
+            raise ValueError("recommender.count_prior and user_model=profile need the catalogue's categories "
+                             "(build_for a catalogue)")
         self.shape = {"num_users": num_users, "num_items": num_items, "image_shape": list(image_shape),
                       "num_categories": num_categories}
         self.image_shape = tuple(image_shape)
@@ -208,6 +322,8 @@ class DVBPR(VisualRecommender):
             self.net.encoder.to(memory_format=torch.channels_last)
         self.net.eval()
         self.item_phi = torch.zeros(num_items, self.k, device=self.device)
+        self.profiles = UserProfiles(num_users, self.k, num_categories, num_items).to(self.device) \
+            if self.user_model == "profile" else None
         return self
 
     def build_for(self, catalogue) -> None:
@@ -215,12 +331,18 @@ class DVBPR(VisualRecommender):
         if h != w:
             raise ValueError(f"DVBPR takes square images; the catalogue's are {w}x{h} (set data.image_size)")
         self.build(catalogue.num_users, catalogue.num_items, (c, h, w), len(catalogue.categories))
+        if self.net.prior is not None or self.profiles is not None:
+            self._train = (TrainSet.from_catalogue(catalogue), CategoryIndex.from_categories(catalogue.item_category))
         if self.net.prior is not None:
             self.net.prior.fit_counts(catalogue.train_users, catalogue.train_items, catalogue.item_category)
-            triples = sample_triples(TrainSet.from_catalogue(catalogue), PRIOR_TRIPLES,
-                                     np.random.default_rng(self.seed), self.negatives_same_category,
-                                     CategoryIndex.from_categories(catalogue.item_category))
-            self.net.prior.fit_weights(*triples)
+            self.net.prior.fit_weights(*self._prior_triples())
+
+    def _prior_triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The fixed triples the count prior's and the profiles' weights are fitted on."""
+        assert self._train is not None
+        train, categories = self._train
+        return sample_triples(train, PRIOR_TRIPLES, np.random.default_rng(self.seed), self.negatives_same_category,
+                              categories)
 
     @property
     def encoder(self) -> nn.Module:
@@ -233,6 +355,8 @@ class DVBPR(VisualRecommender):
         self.device = torch.device(device)
         self.net.to(self.device)
         self.item_phi = self.item_phi.to(self.device)
+        if self.profiles is not None:
+            self.profiles.to(self.device)
         return self
 
     def freeze(self) -> None:
@@ -240,11 +364,16 @@ class DVBPR(VisualRecommender):
         self.net.requires_grad_(False)
 
     def index_catalogue(self, images: np.ndarray) -> None:
-        """Compute and keep Φ of every catalogue item (uint8 NHWC, in the catalogue's item order)."""
+        """Compute and keep Φ of every catalogue item (uint8 NHWC, in the catalogue's item order); with
+        user_model=profile, refit the profiles on it."""
         if len(images) != len(self.item_phi):
             raise ValueError(f"{len(images)} images for a model of {len(self.item_phi)} items: pass the catalogue "
                              "the model was trained on")
         self.item_phi = encode_catalogue(self.net.encoder, images, device=self.device).to(self.device)
+        if self.profiles is not None:
+            if self._train is None:
+                raise ValueError("user_model=profile needs the training interactions: build_for(catalogue) first")
+            self.profiles.fit(self.item_phi, self._train[1].item_category, self._train[0], self._prior_triples())
 
     def train_batch(self, net: nn.Module, optimizer: torch.optim.Optimizer, images: np.ndarray, users: np.ndarray,
                     pos: np.ndarray, neg: np.ndarray, data_scale: float = 1.0) -> float:
@@ -279,25 +408,43 @@ class DVBPR(VisualRecommender):
         return history
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> torch.Tensor:
-        """θ_u·Φ_i, plus β_i with item biases: how real items are ranked. Designs climb θ_u·Φ(image) alone."""
-        theta = self.net.theta.weight.detach()[torch.as_tensor(np.asarray(users), device=self.device)]
+        """θ_u·Φ_i (plus the count prior and β_i when on): how real items are ranked. Designs climb the visual
+        score alone (`design_vectors`)."""
+        users_t = torch.as_tensor(np.asarray(users), device=self.device)
         index = slice(None) if items is None else torch.as_tensor(np.asarray(items), device=self.device)
-        scores = theta @ self.item_phi[index].T
-        if self.net.prior is not None:
-            with torch.no_grad():
-                scores = scores + self.net.prior.matrix(torch.as_tensor(np.asarray(users), device=self.device),
-                                                        index)
+        if self.profiles is not None:
+            scores = self.profiles.matrix(users_t, index, self.item_phi)
+        else:
+            scores = self.net.theta.weight.detach()[users_t] @ self.item_phi[index].T
+            if self.net.prior is not None:
+                with torch.no_grad():
+                    scores = scores + self.net.prior.matrix(users_t, index)
         if self.net.bias is not None:
             scores = scores + self.net.bias.weight.detach()[index, 0]
         return scores
 
     def user_vectors(self) -> torch.Tensor:
+        if self.profiles is not None:
+            return self.profiles.vectors(torch.arange(len(self.profiles.total), device=self.device))
         return self.net.theta.weight.detach()
 
     def item_features(self) -> torch.Tensor:
         return self.item_phi
 
+    def design_vectors(self, users: torch.Tensor, categories: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.profiles is not None:
+            return self.profiles.design_vectors(users, categories)
+        return super().design_vectors(users, categories)
+
+    def refit_users(self, users: np.ndarray, train: TrainSet) -> bool:
+        if self.profiles is None:
+            return False
+        self.profiles.refit(users, train, self.item_phi)
+        return True
+
     def set_user_vectors(self, users: np.ndarray, vectors: torch.Tensor) -> None:
+        if self.profiles is not None:
+            raise NotImplementedError("user_model=profile computes user vectors from interactions: use refit_users")
         with torch.no_grad():
             self.net.theta.weight[torch.as_tensor(np.asarray(users), device=self.device)] = vectors.to(self.device)
 
@@ -308,7 +455,10 @@ class DVBPR(VisualRecommender):
     def checkpoint_payload(self) -> dict[str, Any]:
         state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
         return {"kind": self.kind, "config": {**self.hyper, **self.shape},
-                "state": {"net": state, "item_phi": self.item_phi.detach().cpu()}, "meta": dict(self.meta)}
+                "state": {"net": state, "item_phi": self.item_phi.detach().cpu(),
+                          **({"profiles": {k: v.detach().cpu() for k, v in self.profiles.state_dict().items()}}
+                             if self.profiles is not None else {})},
+                "meta": dict(self.meta)}
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> "DVBPR":
@@ -318,6 +468,8 @@ class DVBPR(VisualRecommender):
         model = cls(**cfg).build(shape[0], shape[1], tuple(shape[2]), categories)
         model.net.load_state_dict(payload["state"]["net"])
         model.item_phi = payload["state"]["item_phi"].float()
+        if model.profiles is not None:
+            model.profiles.load_state_dict(payload["state"]["profiles"])
         model.meta = dict(payload.get("meta") or {})
         model.net.eval()
         return model

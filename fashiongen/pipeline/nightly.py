@@ -5,7 +5,8 @@
 1. A run date that is already published is a no-op (`--force` recomputes it).
 2. Refresh: start from the latest nightly model before the run date (else the trained recommender), read every
    landed interaction up to the run date (`fashiongen.data.landing`), and refit θ of the users with interactions
-   landed *on* the run date, the image network frozen (`fashiongen.training.refresh`). Everyone else keeps their
+   landed *on* the run date, the image network frozen: in closed form when the model defines θ so (DVBPR's content
+   profiles, `Recommender.refit_users`), else by SGD (`fashiongen.training.refresh`). Everyone else keeps their
    vector bit for bit. Written to <lake>/models/recommender/nightly/run_date=D/<model>.pt; a rerun of the same
    date rebuilds the same model.
 3. Evaluate: the changed users' validation AUC (full, the paper's formula) before and after; the run stops without
@@ -66,11 +67,13 @@ def refresh(cfg: Config, run_date: str) -> dict:
                                 catalogue.num_users, catalogue.num_items)
     data = held_out(catalogue, "validation", changed)
     auc_before = float(np.nanmean(full_auc(model.score, data))) if len(changed) else float("nan")
-    vectors, losses = refresh_user_vectors(model.user_vectors(), model.item_features(), changed, train,
-                                           steps=cfg.nightly.refresh_steps, lr=cfg.nightly.refresh_lr,
-                                           lambda_theta=cfg.recommender.lambda_theta, seed=cfg.nightly.seed)
-    if len(changed):
-        model.set_user_vectors(changed, vectors)
+    losses: list[float] = []
+    if not model.refit_users(changed, train):  # a closed-form user model (DVBPR profiles) needs no SGD
+        vectors, losses = refresh_user_vectors(model.user_vectors(), model.item_features(), changed, train,
+                                               steps=cfg.nightly.refresh_steps, lr=cfg.nightly.refresh_lr,
+                                               lambda_theta=cfg.recommender.lambda_theta, seed=cfg.nightly.seed)
+        if len(changed):
+            model.set_user_vectors(changed, vectors)
     auc_after = float(np.nanmean(full_auc(model.score, data))) if len(changed) else float("nan")
     report = {"run_date": run_date, "base_model": base_uri, "base_model_version": model.model_version,
               "landing": landing, "changed_users": int(len(changed)), "landed_accepted": int(len(accepted.users)),

@@ -350,6 +350,42 @@ def test_integration_with_the_real_dvbpr_and_lsgan():
         assert result.pairs["dataset_top_item_idx"][row].tolist() == members[np.argsort(-scores[row, members])][:2].tolist()
 
 
+def test_designs_climb_the_pairs_design_vectors_and_real_items_share_their_scale(shared_catalogue):
+    """DVBPR with profile users: the pair's visual score depends on the category (v·Φ + b); designs, the catalogue's
+    top items and the held-out judge all use it, so a design and a real item are compared on one scale."""
+    from fashiongen.data.contract import load_catalogue
+    from fashiongen.evaluation.taste import visual_scores
+    from fashiongen.models.dvbpr import DVBPR
+    from fashiongen.models.gan import ConditionalLSGAN
+
+    catalogue = load_catalogue(shared_catalogue())
+    torch.manual_seed(0)
+    recommender = DVBPR(k=8, epochs=1, batch_size=16, user_model="profile")
+    recommender.fit(catalogue)
+    judge = DVBPR(k=8, epochs=1, batch_size=16, seed=1, user_model="profile")
+    judge.fit(catalogue)
+    generator = ConditionalLSGAN("small", 8, list(catalogue.categories), (1, 16, 16))
+    engine = PreferenceEngine(recommender, generator, DesignConfig.official(restarts=3, steps=4, top_k=2),
+                              catalogue.item_category, judge=judge)
+    users, cats = np.array([0, 1, 2, 2]), np.array([0, 1, 0, 1])
+    result = engine.optimise(["a", "b", "c", "d"], users, cats, RUN_DATE)
+    for scorer, top in ((recommender, "dataset_top_scores"), (judge, "judge_dataset_top")):
+        visual = visual_scores(scorer, catalogue.item_category)(users)
+        for row, (u, c) in enumerate(zip(users, cats)):
+            idx = result.pairs["dataset_top_item_idx"][row]
+            np.testing.assert_allclose(result.pairs[top][row], visual[row, idx], rtol=1e-4, atol=1e-5)
+            if scorer is recommender:
+                members = np.flatnonzero(catalogue.item_category == c)
+                assert idx.tolist() == members[np.argsort(-visual[row, members])][:2].tolist()
+    z = torch.from_numpy(result.designs["latent"])
+    u_t, c_t = (torch.from_numpy(result.designs[k]) for k in ("user_idx", "category_idx"))
+    with torch.no_grad():
+        phi = recommender.encode_images(engine.objective.adapt(generator.generate(z, c_t)))
+        v, b = recommender.design_vectors(u_t, c_t)
+        np.testing.assert_allclose(result.designs["score"], ((v * phi).sum(1) + b).numpy(), rtol=1e-4, atol=1e-5)
+        theta_only = (recommender.user_vectors()[u_t] * phi).sum(1).numpy()
+    assert not np.allclose(result.designs["score"], theta_only, atol=1e-3)  # the category's scaling matters
+
 # ---------------------------------------------------------------------------------------- design recipes and judges
 
 GOLDEN = REPO / "tests" / "generation" / "official_designs.npz"  # written by the engine before recipes existed

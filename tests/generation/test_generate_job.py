@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+import torch
 
 from fashiongen import storage
 from fashiongen.config import load_config
@@ -122,20 +123,36 @@ def test_bad_pairs_are_reported_and_the_rest_publishes(ray_local, tmp_path, mode
 @pytest.mark.slow
 def test_incremental_designs_only_users_whose_vector_changed(ray_local, tmp_path, models):
     from fashiongen.generation.job import run_generation
-    from fashiongen.models.contract import load_recommender
 
     lake = str(tmp_path / "lake")
     run_generation(job_config(models, lake, "generation.users_uri=" + _users_file(tmp_path, models["user_ids"][:3])))
-    rec = load_recommender(models["rec_uri"])
-    theta = rec.user_vectors()
-    theta[1] += 1.0  # user 1's taste changed
     changed_uri = str(tmp_path / "dvbpr-changed.pt")
-    rec.save(changed_uri)
+    save_with_changed_taste(models, 1, changed_uri)
     summary = run_generation(job_config(models, lake, "run_date=2026-11-27", "generation.incremental=true",
                                         f"generation.recommender_uri={changed_uri}"))
     users = set(reader.read_run(lake, "2026-11-27").column("user_id").to_pylist())
     assert users == set(models["user_ids"]) - set(models["user_ids"][:3]) | {models["user_ids"][1]}
     assert summary.pairs_done == len(users) * len(models["categories"])
+
+
+def save_with_changed_taste(models, user: int, uri: str, base: str = "") -> None:
+    """Save the recommender at `base` (default: the fixture's) with `user` having picked three more items than the
+    catalogue says (the nightly way a taste changes): their vector is recomputed, nobody else's."""
+    from fashiongen.data.contract import load_catalogue
+    from fashiongen.models.bpr import TrainSet
+    from fashiongen.models.contract import load_recommender
+
+    rec = load_recommender(base or models["rec_uri"])
+    catalogue = load_catalogue(models["catalogue_uri"], with_images=False)
+    new = np.setdiff1d(np.arange(catalogue.num_items), catalogue.train_items[catalogue.train_users == user])[:3]
+    train = TrainSet.from_pairs(np.r_[catalogue.train_users, [user] * 3], np.r_[catalogue.train_items, new],
+                                catalogue.num_users, catalogue.num_items)
+    before = rec.user_vectors().clone()
+    assert rec.refit_users(np.array([user]), train)
+    after = rec.user_vectors()
+    assert not torch.equal(after[user], before[user])
+    assert torch.equal(torch.cat([after[:user], after[user + 1:]]), torch.cat([before[:user], before[user + 1:]]))
+    rec.save(uri)
 
 
 def _users_file(tmp_path, user_ids) -> str:
@@ -165,15 +182,11 @@ def test_digests_are_committed_with_the_run_so_a_crash_never_skews_the_next_incr
     changed since the last complete run."""
     from fashiongen.generation.job import run_generation
     from fashiongen.generation.plan import DIGESTS_ATTACHMENT
-    from fashiongen.models.contract import load_recommender
 
     lake = str(tmp_path / "lake")
     run_generation(job_config(models, lake, "run_date=2026-11-25"))  # everyone, with the initial vectors
-    rec = load_recommender(models["rec_uri"])
-    theta = rec.user_vectors()
-    theta[2] += 1.0
     day2 = str(tmp_path / "dvbpr-day2.pt")
-    rec.save(day2)
+    save_with_changed_taste(models, 2, day2)
     for point in ("generate.before_digests", "generate.before_publish"):
         monkeypatch.setenv("FASHIONGEN_FAULTS", f"{point}=1")
         with pytest.raises(RuntimeError, match=point):
@@ -188,9 +201,8 @@ def test_digests_are_committed_with_the_run_so_a_crash_never_skews_the_next_incr
     assert manifest["attachments"][DIGESTS_ATTACHMENT]["path"].startswith("_state/designs/run_date=2026-11-26/user_digests-")
     assert len(storage.list_files(LakePaths(lake).run_state("2026-11-26"))) == 1  # the crashed attempts left none
 
-    theta[5] += 1.0  # day 3: one more user changes; user 2 keeps its day-2 vector
     day3 = str(tmp_path / "dvbpr-day3.pt")
-    rec.save(day3)
+    save_with_changed_taste(models, 5, day3, base=day2)  # day 3: one more user changes; user 2 keeps its day-2 vector
     run_generation(job_config(models, lake, "run_date=2026-11-27", "generation.incremental=true",
                               f"generation.recommender_uri={day3}"))
     assert set(reader.read_run(lake, "2026-11-27").column("user_id").to_pylist()) == {models["user_ids"][5]}

@@ -2,6 +2,8 @@
 checkpoint round trips through the contract registry."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from fashiongen.models.contract import load_recommender
 from fashiongen.models.dvbpr import DVBPR, DVBPRNet, dvbpr_loss
 
 torch.set_num_threads(1)
+PAPER_GOLDEN = Path(__file__).with_name("paper_dvbpr.npz")  # the paper preset's training before #12's recipe existed
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +114,84 @@ def test_poprank_scores_training_popularity(catalogue):
     model.fit(catalogue)
     counts = np.bincount(catalogue.train_items, minlength=catalogue.num_items)
     np.testing.assert_array_equal(model.score(np.array([0, 1])).numpy(), np.tile(counts, (2, 1)))
+
+
+def _standardised(phi: np.ndarray, cats: np.ndarray) -> np.ndarray:
+    z = np.empty_like(phi)
+    for c in np.unique(cats):
+        z[cats == c] = (phi[cats == c] - phi[cats == c].mean(0)) / (phi[cats == c].std(0) + 1e-6)
+    return z
+
+
+def test_profile_user_model_is_the_shrunk_mean_of_standardised_phi(catalogue, tmp_path):
+    model = DVBPR.from_config(_cfg("recommender.epochs=2", "recommender.user_model=profile").recommender)
+    model.fit(catalogue)
+    phi, cats = model.item_features().double().numpy(), catalogue.item_category
+    z = _standardised(phi, cats)
+    train = TrainSet.from_catalogue(catalogue)
+    weight = float(model.profiles.weight[2])
+    expected = np.stack([weight * z[train.items[train.indptr[u]:train.indptr[u + 1]]].sum(0)
+                         / (train.indptr[u + 1] - train.indptr[u] + 1) for u in range(catalogue.num_users)])
+    np.testing.assert_allclose(model.user_vectors().double().numpy(), expected, rtol=1e-4, atol=1e-5)
+    assert weight > 0  # the planted catalogue's picks follow the image: the fitted profile weight is positive
+
+    # design vectors score an item of category c exactly as the visual part of `score` does
+    users = torch.arange(catalogue.num_users)
+    profiles = model.profiles
+    w_share, w_count = (float(w) for w in profiles.weight[:2])
+    counts = np.zeros((catalogue.num_users, 2))
+    np.add.at(counts, (np.repeat(np.arange(catalogue.num_users), np.diff(train.indptr)), cats[train.items]), 1)
+    log_share = np.log((counts + 0.1) / (counts.sum(1, keepdims=True) + 0.2))
+    np.testing.assert_allclose(profiles.log_share.numpy(), log_share, rtol=1e-5)
+    np.testing.assert_allclose(profiles.log_count.numpy(), np.log1p(np.bincount(train.items, minlength=len(cats))))
+    visual = model.score(users.numpy()).double().numpy() - (w_share * log_share[:, cats]
+                                                            + w_count * profiles.log_count.double().numpy()[None])
+    np.testing.assert_allclose(visual, expected @ z.T, rtol=1e-4, atol=1e-4)
+    for c in np.unique(cats):
+        v, b = model.design_vectors(users, torch.full_like(users, int(c)))
+        np.testing.assert_allclose((v @ model.item_features()[cats == c].T + b[:, None]).double().numpy(),
+                                   visual[:, cats == c], rtol=1e-4, atol=1e-4)
+    auc = full_auc(model.score, held_out(catalogue, "test")).mean()
+    assert auc > 0.65
+
+    uri = str(tmp_path / "profile.pt")
+    model.save(uri)
+    loaded = load_recommender(uri)
+    torch.testing.assert_close(loaded.score(users.numpy()), model.score(users.numpy()))
+    torch.testing.assert_close(loaded.design_vectors(users, users % 2), model.design_vectors(users, users % 2))
+
+    # the nightly refresh: a user's profile is recomputed from the new interactions, no SGD
+    with pytest.raises(NotImplementedError, match="refit_users"):
+        loaded.set_user_vectors(np.array([0]), torch.zeros(1, 8))
+    new_items = np.flatnonzero(~train.contains(np.zeros(catalogue.num_items, np.int64), np.arange(catalogue.num_items)))[:3]
+    grown = TrainSet.from_pairs(np.r_[catalogue.train_users, [0, 0, 0]], np.r_[catalogue.train_items, new_items],
+                                catalogue.num_users, catalogue.num_items)
+    assert loaded.refit_users(np.array([0]), grown)
+    items = grown.items[grown.indptr[0]:grown.indptr[1]]
+    np.testing.assert_allclose(loaded.user_vectors()[0].double().numpy(), weight * z[items].sum(0) / (len(items) + 1),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(loaded.user_vectors()[1:].numpy(), model.user_vectors()[1:].numpy())
+    assert not DVBPR(k=8).refit_users(np.array([0]), grown)  # the paper's θ is refreshed by SGD
+
+
+def test_profile_needs_the_catalogue_and_a_known_user_model():
+    with pytest.raises(ValueError, match="user_model='mean'"):
+        DVBPR(user_model="mean")
+    with pytest.raises(ValueError, match="categories"):
+        DVBPR(k=8, user_model="profile").build(4, 12, (1, 8, 8))
+    model = DVBPR(k=8, user_model="profile").build(4, 12, (1, 8, 8), num_categories=2)
+    with pytest.raises(ValueError, match="build_for"):
+        model.index_catalogue(np.zeros((12, 8, 8, 1), np.uint8))
+
+
+def test_paper_preset_reproduces_the_training_before_the_recipe_existed(catalogue):
+    """recommender.preset=paper: learned θ, no prior, uniform negatives; same seed, same scores bit for bit as the
+    code before profiles and the prior became the default (tests/models/paper_dvbpr.npz)."""
+    cfg = load_config(None, ["recommender.preset=paper", "recommender.epochs=2", "recommender.k=8"]).recommender
+    assert (cfg.user_model, cfg.count_prior, cfg.negatives_same_category) == ("learned", False, 0.0)
+    torch.manual_seed(0)
+    model = DVBPR.from_config(cfg)
+    history = model.fit(catalogue)
+    golden = np.load(PAPER_GOLDEN)
+    np.testing.assert_array_equal(model.score(np.arange(catalogue.num_users)).numpy(), golden["score"])
+    np.testing.assert_array_equal([h["loss"] for h in history], golden["loss"])
