@@ -3,6 +3,7 @@
     python bench/recommender_recipes.py --items 10000 --users 2000 --epochs 3 \
         --recipe paper=recommender.preset=paper --recipe default= \
         --recipe samecat=recommender.negatives_same_category=0.5
+    python bench/recommender_recipes.py --epochs 8 --per-epoch --recipe default=   # the epochs curve
 
 Each recipe is a name and comma-separated config overrides on top of the base (the demo's catalogue size and
 lr). Every recipe trains from the same seed on the same catalogue; the table reports *validation* full AUC with
@@ -28,6 +29,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--recipe", action="append", default=[], metavar="NAME=K=V,K=V",
                         help="a recipe: a name, '=', then comma-separated overrides (repeatable)")
+    parser.add_argument("--per-epoch", action="store_true",
+                        help="also print DVBPR's validation full AUC after every epoch (re-indexes the catalogue)")
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
 
@@ -68,8 +71,14 @@ def main() -> None:
         name, _, overrides = recipe.partition("=")
         cfg = load_config(None, base + [o for o in overrides.split(",") if o])
         model = recommender_class("dvbpr").from_config(cfg.recommender)
+
+        def curve(metrics: dict, model=model, name=name) -> None:
+            model.index_catalogue(catalogue.images)
+            auc = evaluate_scorer(name, model.score, catalogue, split="validation", bootstrap_reps=10)[0]["auc_full"]
+            print(f"    {name} epoch {metrics['epoch'] + 1}: validation AUC {auc:.4f}", flush=True)
+
         began = time.perf_counter()
-        history = model.fit(catalogue)
+        history = model.fit(catalogue, curve if args.per_epoch else None)
         judge(name, model, f"{(time.perf_counter() - began) / max(len(history), 1):.0f}")
     print()
     print(markdown_table(rows, extra=("taste_within", "taste_overall", "s/epoch")))

@@ -1,5 +1,5 @@
-"""Ray Train DVBPR driver: two CPU workers, per-epoch checkpoints, retry after an injected failure, resume by run name,
-and the distributed model learns; baselines through the same entry point."""
+"""Ray Train DVBPR driver: two CPU workers, per-epoch checkpoints, retry after an injected failure, resume by run name;
+baselines through the same entry point."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,10 +7,7 @@ import pytest
 
 from fashiongen import storage
 from fashiongen.config import load_config
-from fashiongen.data.contract import load_catalogue
-from fashiongen.evaluation.auc import full_auc, held_out
 from fashiongen.models.contract import load_recommender
-from fashiongen.models.dvbpr import DVBPR
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +26,7 @@ def test_two_workers_survive_injected_failure_and_rerun_resumes(ray_local, catal
     from fashiongen.training.recommender import train_recommender
 
     monkeypatch.setenv("FASHIONGEN_FAULTS", "recommender.epoch=1")
-    paper = "recommender.preset=paper"  # learned θ: an untrained model is at chance, so "it learned" is measurable
-    result = train_recommender(_cfg(tmp_path, paper, "recommender.epochs=2"), catalogue)
+    result = train_recommender(_cfg(tmp_path, "recommender.epochs=2"), catalogue)
     monkeypatch.delenv("FASHIONGEN_FAULTS")
 
     run_dir = tmp_path / "train" / result.run_name
@@ -43,15 +39,8 @@ def test_two_workers_survive_injected_failure_and_rerun_resumes(ray_local, catal
     model = load_recommender(result.model_uri)
     assert model.kind == "dvbpr" and model.model_version == result.model_version
     assert model.item_features().shape == (120, 8) and model.user_vectors().shape == (40, 8)
-    # it learned the planted side of the bar (in-process 2 epochs: 0.745 against 0.505 untrained)
-    data = held_out(load_catalogue(catalogue), "validation")
-    untrained = DVBPR.from_config(_cfg(tmp_path, paper).recommender)
-    untrained.build_for(load_catalogue(catalogue))
-    untrained.index_catalogue(load_catalogue(catalogue).images)
-    trained_auc, untrained_auc = full_auc(model.score, data).mean(), full_auc(untrained.score, data).mean()
-    assert trained_auc > 0.65 and trained_auc > untrained_auc + 0.1, (trained_auc, untrained_auc)
 
-    again = train_recommender(_cfg(tmp_path, paper, "recommender.epochs=3"), catalogue)
+    again = train_recommender(_cfg(tmp_path, "recommender.epochs=3"), catalogue)
     assert again.run_name == result.run_name
     assert again.history[-1]["start_epoch"] == 2 and again.epochs == 3  # resumed, one more epoch only
     assert [m["epoch"] for m in again.history] == [0, 1, 2]
@@ -71,12 +60,15 @@ def test_baselines_train_through_the_same_entry_point(catalogue, tmp_path, kind)
 @pytest.mark.slow
 def test_distributed_dvbpr_learns_the_planted_signal(ray_local, catalogue, tmp_path):
     """The 2-worker DDP path does not only run: its validation AUC climbs well above chance on a catalogue where the
-    image alone predicts a user's items (in-process DVBPR reaches > 0.65 on the same data)."""
+    image alone predicts a user's items (in-process DVBPR reaches > 0.65 on the same data). The paper's learned θ
+    starts at chance; profile users on an untrained network already reach ~0.75 here (random conv features see the
+    bar's side), so they could not show that the network learned."""
     from fashiongen.data.contract import load_catalogue
     from fashiongen.evaluation.auc import full_auc, held_out
     from fashiongen.training.recommender import train_recommender
 
-    result = train_recommender(_cfg(tmp_path, "recommender.epochs=6", "train.run_name=learns"), catalogue)
+    result = train_recommender(_cfg(tmp_path, "recommender.preset=paper", "recommender.epochs=6",
+                                    "train.run_name=learns"), catalogue)
     aucs = [m["val_auc_sampled"] for m in result.history]
     assert aucs[-1] > 0.62 and aucs[-1] > aucs[0], aucs
     model = load_recommender(result.model_uri)
