@@ -129,8 +129,8 @@ class DesignConfig:
     """Preference maximisation, what the pure-torch engine takes. `preset=official` is the paper's PM/main.py
     (R=16, T=10, Adam lr 0.05, z0 ~ N(0, 0.5^2), eta=1 in absolute units). The defaults are the recipe chosen on
     validation users (bench/design_recipes.py): the official search run 5x longer (T=50) with the category guard
-    (gamma=1), the most learned-scorer wins among recipes that keep the designs' realism (FID <= 1.2x plain samples',
-    class consistency >= theirs)."""
+    (gamma=2 since the profile recommender of #12; 1 before), the most learned-scorer wins among recipes that keep
+    the designs' realism (FID <= 1.2x plain samples', class consistency >= theirs)."""
 
     preset: str = ""  # a named recipe applied before the file's values (see PRESETS); "" = none
     mode: str = "optimise"  # optimise: climb from z0 | from_items: redesign the pair's top real items (see engine)
@@ -142,7 +142,7 @@ class DesignConfig:
     eta_scale: str = "absolute"  # absolute (official) | user_spread: eta x the std of the user's scores in the category
     warm_start: int = 0  # restarts that start from the inverted latents of the pair's top real items (0 = none)
     keep_norm: bool = False  # after each step, rescale every z to its starting norm (stays on the prior's shell)
-    category_guard: float = 1.0  # weight of log p(c | G(z, c)) under a guard classifier trained apart (0 = off)
+    category_guard: float = 2.0  # weight of log p(c | G(z, c)) under a guard classifier trained apart (0 = off)
     top_k: int = 3
     bounded_latent: bool = False  # optimise w with z = tanh(w) (the paper's U(-1,1) domain); official: unbounded
     batch_pairs: int = 64  # (user, category) pairs optimised together; results do not depend on it
