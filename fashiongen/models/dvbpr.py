@@ -148,10 +148,11 @@ class UserProfiles(nn.Module):
         """Recompute the profiles and category shares of `users` from their items in `train`, and every item's
         count (the weights and Φ's statistics are kept)."""
         users = np.asarray(users, np.int64)
-        counts = train.indptr[users + 1] - train.indptr[users]
+        starts, counts = train.indptr[users], train.indptr[users + 1] - train.indptr[users]
+        first = np.repeat(np.cumsum(counts) - counts, counts)  # where each user's run begins in the gathered list
+        positions = np.repeat(starts, counts) + np.arange(counts.sum()) - first
         rows = torch.as_tensor(np.repeat(np.arange(len(users)), counts), device=item_phi.device)
-        items = torch.as_tensor(np.concatenate([train.items[train.indptr[u]:train.indptr[u + 1]] for u in users])
-                                if len(users) else np.zeros(0, np.int64), device=item_phi.device)
+        items = torch.as_tensor(train.items[positions], device=item_phi.device)
         z = self.standardised(item_phi[items], self.item_category[items])
         index = torch.as_tensor(users, device=item_phi.device)
         self.total[index] = torch.zeros(len(users), self.total.shape[1], device=item_phi.device).index_add_(0, rows, z)
