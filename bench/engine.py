@@ -8,7 +8,7 @@
   batch, plus the catalogue top-k and lift it always computes; then the default recipe (`DesignConfig()`, what
   `fashiongen generate` runs; its guard classifier randomly initialised: weights do not change the speed).
 - Models: the checkpoints given, else randomly initialised small models at Fashion-MNIST shape (1x28x28, 10
-  categories, 500 users, 2000 items): the "small" ConditionalLSGAN (z 64) and the "small" DVBPR (K=50).
+  categories, 500 users, 2000 items): the "small" ConditionalGAN (z 64) and the "small" DVBPR (K=50).
   Weights do not change the speed.
 - With --classifier (a `save_classifier` checkpoint) and a trained generator, also the image quality
   (fashiongen.evaluation.image_quality) of the optimised designs against plain GAN samples of the same categories,
@@ -28,7 +28,7 @@ from fashiongen.generation.engine import DesignObjective, PreferenceEngine, imag
 from fashiongen.models.classifier import CategoryClassifier
 from fashiongen.models.contract import load_generator, load_recommender
 from fashiongen.models.dvbpr import DVBPR
-from fashiongen.models.gan import ConditionalLSGAN
+from fashiongen.models.gan import ConditionalGAN
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 CATEGORIES = [f"c{k}" for k in range(10)]
@@ -97,7 +97,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     generator = load_generator(args.generator) if args.generator else \
-        ConditionalLSGAN("small", 64, CATEGORIES, (1, 28, 28)).eval()
+        ConditionalGAN("small", 64, CATEGORIES, (1, 28, 28)).eval()
     recommender = load_recommender(args.recommender) if args.recommender else \
         DVBPR(k=50, arch="small").build(args.users, 2000, (1, 28, 28))
     n_items, n_users = len(recommender.item_features()), len(recommender.user_vectors())

@@ -8,7 +8,7 @@ What is timed is the project's code, randomly initialised (weights do not change
   it, fashiongen/models/cnn.py: TF 'SAME' padding, 224 -> 56 -> 28 -> 14 -> 7, fc 4096 -> fc 4096 -> fc K), input
   224x224x3, shaped by DVBPR.build_for a synthetic catalogue (64 users, 4 random RGB images per category)
   and indexed on it (the dataset top-k that the engine reports); user vectors θ ~ U(0, 0.01), DVBPR's own init;
-- generator / discriminator: fashiongen.models.gan.ConditionalLSGAN(arch="official"), the 64x64 RGB conditional LSGAN
+- generator / discriminator: fashiongen.models.gan.ConditionalGAN(arch="official"), the 64x64 RGB conditional LSGAN
   (z 256, 6 categories; G: linear 4·4·256 and seven 3x3 deconvolutions with BN + lReLU; D: four 5x5 stride-2
   convolutions with the category tiled in);
 - the loop: fashiongen.generation.engine.PreferenceEngine.optimise, as the generate job calls it: T Adam steps on z
@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 from fashiongen.config import DesignConfig, RecommenderConfig  # noqa: E402
 from fashiongen.generation.engine import DesignObjective, PreferenceEngine  # noqa: E402
 from fashiongen.models.dvbpr import DVBPR  # noqa: E402
-from fashiongen.models.gan import ConditionalLSGAN  # noqa: E402
+from fashiongen.models.gan import ConditionalGAN  # noqa: E402
 
 PEAK_TFLOPS = {"H100": {"bf16": 989.0, "fp32": 67.0}, "H200": {"bf16": 989.0, "fp32": 67.0},
                "A100": {"bf16": 312.0, "fp32": 19.5}}
@@ -71,7 +71,7 @@ SMOKE = SceneSpec("small", 32, 16, "small", 32, 16, num_users=8, items_per_categ
 
 
 class Scene:
-    """The project's DVBPR and ConditionalLSGAN for a synthetic in-memory catalogue, on `device`."""
+    """The project's DVBPR and ConditionalGAN for a synthetic in-memory catalogue, on `device`."""
 
     def __init__(self, spec: SceneSpec, device: torch.device):
         torch.manual_seed(0)
@@ -92,7 +92,7 @@ class Scene:
         self.recommender.to(device)
         self.recommender.index_catalogue(rng.integers(0, 256, (num_items, size, size, 3), dtype=np.uint8))
         # The generator knows the catalogue's categories in the catalogue's order: item_category indexes both.
-        self.generator = ConditionalLSGAN(spec.gan_arch, spec.z_dim, self.categories,
+        self.generator = ConditionalGAN(spec.gan_arch, spec.z_dim, self.categories,
                                           (3, spec.gan_size, spec.gan_size)).to(device)
 
     def engine(self, settings: DesignConfig, backend: str) -> PreferenceEngine:

@@ -27,8 +27,8 @@ from fashiongen.data.fashion_mnist import ImageSet, items_table, load_fashion_mn
 from fashiongen.evaluation.image_quality import format_table, image_quality
 from fashiongen.models.classifier import load_classifier, save_classifier, train_classifier
 from fashiongen.models.contract import load_generator, read_checkpoint
-from fashiongen.models.gan import ConditionalLSGAN
-from fashiongen.training.gan import STATE_FILE
+from fashiongen.models.gan import ConditionalGAN
+from fashiongen.training.ray_train import STATE_FILE
 
 TRAIN_IMAGES = 60_000
 CLASSIFIER_EPOCHS = 2
@@ -50,7 +50,7 @@ def subset(images: ImageSet, keep: np.ndarray) -> ImageSet:
 
 
 @torch.no_grad()
-def generate(model: ConditionalLSGAN, categories: np.ndarray, seed: int = 0) -> torch.Tensor:
+def generate(model: ConditionalGAN, categories: np.ndarray, seed: int = 0) -> torch.Tensor:
     z = torch.randn(len(categories), model.latent_dim, generator=torch.Generator().manual_seed(seed))
     return torch.cat([model.generate(z[s:s + 1000], torch.as_tensor(categories[s:s + 1000]))
                       for s in range(0, len(categories), 1000)])
@@ -130,7 +130,7 @@ def main() -> None:
     models = {}
     for label, weights in (("G", state["generator"]), ("EMA copy of G", state["ema"])):
         if weights:  # score both networks of the last checkpoint when the run kept an EMA copy
-            model = ConditionalLSGAN(**saved.config())
+            model = ConditionalGAN(**saved.config())
             model.generator.load_state_dict(weights)
             model.discriminator.load_state_dict(state["discriminator"])
             models[label] = model.eval()

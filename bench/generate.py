@@ -53,7 +53,7 @@ def build_models(work: Path, users: int, k: int, z_dim: int) -> dict[str, str]:
     from fashiongen.data.contract import load_catalogue
     from fashiongen.data.prepare import prepare_catalogue
     from fashiongen.models.dvbpr import DVBPR
-    from fashiongen.models.gan import ConditionalLSGAN
+    from fashiongen.models.gan import ConditionalGAN
 
     catalogue_uri = str(work / f"cat-u{users}")
     cfg = load_config(None, [f"data.catalogue_uri={catalogue_uri}", f"data.max_items={ITEMS}",
@@ -70,7 +70,7 @@ def build_models(work: Path, users: int, k: int, z_dim: int) -> dict[str, str]:
         rec.build_for(catalogue)
         rec.index_catalogue(catalogue.images)
         rec.save(rec_uri)
-        ConditionalLSGAN("small", z_dim, catalogue.categories, tuple(rec.image_shape)).save(gan_uri)
+        ConditionalGAN("small", z_dim, catalogue.categories, tuple(rec.image_shape)).save(gan_uri)
     return {"catalogue_uri": catalogue_uri, "rec_uri": rec_uri, "gan_uri": gan_uri}
 
 

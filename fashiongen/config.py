@@ -106,8 +106,17 @@ class GanConfig:
     epochs: int = 0
     image_size: int = 0  # 0 = the architecture's size (official 64), else the catalogue's; images are resized
     seed: int = 0
+    lr_d: float = 0.0  # D's learning rate; 0 = gan.lr (the paper's); else two time-scales
     ema_decay: float = 0.0  # 0 = off (the paper's setting); else an EMA copy of G is the saved generator
     spectral_norm: bool = False  # spectral normalisation of D's layers (off in the paper)
+    conditioning: str = "concat"  # concat: one-hot tiled into D's maps (the paper's) | projection (Miyato & Koyama)
+    loss: str = "lsgan"  # lsgan (the paper's) | hinge | nonsaturating; D's realism is on the LSGAN scale for all
+    conditional_bn: bool = False  # G's BatchNorms modulated per category (off in the paper)
+    aux_classifier: float = 0.0  # AC-GAN: weight of D's category head's cross-entropy, for D (real) and G (0 = off)
+    augment: str = ""  # DiffAugment policy before D, e.g. "translation,cutout"; "" = none (the paper's)
+    truncation: float = 0.0  # sampling prior N(0, I) truncated at +-t (0 = none): grids, quality, plain samples
+    holdout: float = 0.1  # share of the catalogue's images the GAN never trains on; each epoch's quality uses them
+    quality_per_category: int = 100  # generated images per category in each epoch's quality file (0 = no quality file)
     sample_columns: int = 8  # samples per category in each epoch's grid
     model_uri: str = ""  # where the trained generator goes; empty = <lake_uri>/models/generator.pt
 
@@ -138,6 +147,7 @@ class DesignConfig:
     steps: int = 50
     lr: float = 0.05
     init_std: float = 0.5
+    truncation: float = 0.0  # z0 = init_std x N(0, 1) truncated at +-t (0 = untruncated, the official)
     eta: float = 1.0
     eta_scale: str = "absolute"  # absolute (official) | user_spread: eta x the std of the user's scores in the category
     warm_start: int = 0  # restarts that start from the inverted latents of the pair's top real items (0 = none)
@@ -214,16 +224,20 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "recommender": {"paper": {"k": 50, "lr": 1e-4, "lambda_cnn": 1e-3, "lambda_theta": 1.0, "batch_size": 128,
                               "dropout": 0.5, "user_model": "learned", "count_prior": False, "item_bias": False,
                               "negatives_same_category": 0.0}},
-    "gan": {"paper": {"ema_decay": 0.0, "spectral_norm": False, "beta1": 0.5, "beta2": 0.99}},
+    "gan": {"paper": {"ema_decay": 0.0, "spectral_norm": False, "beta1": 0.5, "beta2": 0.99, "lr_d": 0.0,
+                      "conditioning": "concat", "loss": "lsgan", "aux_classifier": 0.0, "conditional_bn": False,
+                      "augment": "",
+                      "truncation": 0.0, "holdout": 0.0}},
     "design": {"official": {"mode": "optimise", "restarts": 16, "steps": 10, "lr": 0.05, "init_std": 0.5,
-                            "eta": 1.0, "eta_scale": "absolute", "warm_start": 0, "keep_norm": False, "category_guard": 0.0,
-                            "bounded_latent": False,
-                            "early_stopping": False}},
+                            "truncation": 0.0, "eta": 1.0, "eta_scale": "absolute", "warm_start": 0, "keep_norm": False,
+                            "category_guard": 0.0, "bounded_latent": False, "early_stopping": False}},
 }
 
 # Settings that take one of a few words; checked with BOUNDS.
 CHOICES: dict[str, tuple[str, ...]] = {
     "recommender.user_model": ("learned", "profile"),
+    "gan.conditioning": ("concat", "projection"),
+    "gan.loss": ("lsgan", "hinge", "nonsaturating"),
     "design.mode": ("optimise", "from_items"),
     "design.eta_scale": ("absolute", "user_spread"),
 }
@@ -242,8 +256,10 @@ BOUNDS: dict[str, tuple[float, float | None]] = {
     "recommender.negatives_same_category": (0, 1), "recommender.lambda_bias": (0, None),
     "gan.z_dim": (0, None), "gan.lr": (0, None), "gan.batch_size": (0, None), "gan.epochs": (0, None),
     "gan.image_size": (0, None), "gan.ema_decay": (0, 0.9999), "gan.sample_columns": (1, None),
+    "gan.lr_d": (0, None), "gan.aux_classifier": (0, None), "gan.truncation": (0, None), "gan.holdout": (0, 0.5), "gan.quality_per_category": (0, None),
     "train.num_workers": (1, None), "train.max_failures": (0, None), "train.num_to_keep": (1, None),
     "design.restarts": (1, None), "design.steps": (0, None), "design.lr": (0, None), "design.init_std": (0, None),
+    "design.truncation": (0, None),
     "design.eta": (0, None), "design.top_k": (1, None), "design.batch_pairs": (1, None),
     "design.early_stop_tol": (0, None), "design.invert_restarts": (1, None), "design.invert_steps": (0, None),
     "design.invert_lr": (0, None), "design.proximity": (0, None), "design.warm_start": (0, None),

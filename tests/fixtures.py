@@ -132,7 +132,7 @@ def fmnist_catalogue_with_models(cfg, recommender_uri: str, generator_uri: str):
     from fashiongen.data.contract import load_catalogue
     from fashiongen.data.prepare import prepare_catalogue
     from fashiongen.models.dvbpr import DVBPR
-    from fashiongen.models.gan import ConditionalLSGAN
+    from fashiongen.models.gan import ConditionalGAN
 
     prepare_catalogue(cfg)
     catalogue = load_catalogue(cfg.data.catalogue_uri)
@@ -140,7 +140,7 @@ def fmnist_catalogue_with_models(cfg, recommender_uri: str, generator_uri: str):
     recommender.build_for(catalogue)
     recommender.index_catalogue(catalogue.images)
     recommender.save(recommender_uri)
-    ConditionalLSGAN("small", 8, catalogue.categories, (1, 28, 28)).save(generator_uri)
+    ConditionalGAN("small", 8, catalogue.categories, (1, 28, 28)).save(generator_uri)
     return catalogue
 
 

@@ -18,35 +18,37 @@ import torch
 from fashiongen.evaluation.image_quality import image_quality
 from fashiongen.generation.engine import to_uint8_nhwc
 from fashiongen.models.classifier import CategoryClassifier
-from fashiongen.models.contract import ConditionalGenerator
+from fashiongen.models.contract import ConditionalGenerator, sample_latents
 
 PLAIN_SEED = 1
 FEW_DESIGNS = 200  # below this many designs FID/KID (128-d features) say little; the summary says so
 
 
 def plain_samples(generator: ConditionalGenerator, category_idx: np.ndarray, seed: int = PLAIN_SEED,
-                  batch_size: int = 512) -> np.ndarray:
-    """G(z, c) for z ~ N(0, 1), one per entry of `category_idx`: uint8 (N, H, W, C)."""
+                  batch_size: int = 512, truncation: float = 0.0) -> np.ndarray:
+    """G(z, c) for z from the sampling prior (`sample_latents`: N(0, 1), truncated at ±`truncation` when > 0), one
+    per entry of `category_idx`: uint8 (N, H, W, C)."""
     gen = torch.Generator().manual_seed(seed)
     out = []
     with torch.no_grad():
         for start in range(0, len(category_idx), batch_size):
             cats = torch.as_tensor(np.asarray(category_idx[start:start + batch_size], np.int64))
-            z = torch.randn(len(cats), generator.latent_dim, generator=gen)
-            out.append(to_uint8_nhwc(generator.generate(z, cats)))
+            z = sample_latents(len(cats), generator.latent_dim, truncation, gen).to(generator.device)
+            out.append(to_uint8_nhwc(generator.generate(z, cats.to(generator.device))))
     return np.concatenate(out) if out else np.zeros((0, *generator.image_shape[1:], generator.image_shape[0]), np.uint8)
 
 
 def design_realism(designs: np.ndarray, design_categories: np.ndarray, generator: ConditionalGenerator,
                    classifier: CategoryClassifier, real_images: np.ndarray, real_categories: np.ndarray,
-                   categories: list[str], seed: int = 0, max_real: int = 2000) -> dict[str, Any]:
-    """Overall quality of the designs and of plain samples (same categories) against (a seeded sample of at most
-    `max_real` of) the real images."""
+                   categories: list[str], seed: int = 0, max_real: int = 2000,
+                   truncation: float = 0.0) -> dict[str, Any]:
+    """Overall quality of the designs and of plain samples (same categories, the sampling prior truncated at
+    ±`truncation` when > 0, gan.truncation) against (a seeded sample of at most `max_real` of) the real images."""
     design_categories = np.asarray(design_categories, np.int64)
     if len(real_images) > max_real:
         keep = np.sort(np.random.default_rng(seed).choice(len(real_images), max_real, replace=False))
         real_images, real_categories = real_images[keep], np.asarray(real_categories)[keep]
-    plain = plain_samples(generator, design_categories)
+    plain = plain_samples(generator, design_categories, truncation=truncation)
     subset = min(1000, len(designs), len(real_images))
     kwargs: dict[str, Any] = {"kid_subset_size": max(2, subset), "seed": seed}
     quality = {name: image_quality(real_images, real_categories, images, design_categories, classifier, categories,
@@ -54,6 +56,21 @@ def design_realism(designs: np.ndarray, design_categories: np.ndarray, generator
                for name, images in (("designs", designs), ("plain", plain))}
     quality["fid_ratio"] = quality["designs"]["fid"] / quality["plain"]["fid"] if quality["plain"]["fid"] else np.nan
     return quality
+
+
+def generator_quality(generator: ConditionalGenerator, classifier: CategoryClassifier, real_images: np.ndarray,
+                      real_categories: np.ndarray, per_category: int, truncation: float = 0.0,
+                      seed: int = PLAIN_SEED) -> dict[str, Any]:
+    """`image_quality` of `per_category` plain samples of every category against real images (held out from the
+    GAN's training), with `diversity_ratio` = generated / real feature spread added to every row."""
+    cats = np.repeat(np.arange(len(generator.categories)), per_category)
+    fake = plain_samples(generator, cats, seed=seed, truncation=truncation)
+    subset = min(1000, len(real_images), len(fake))
+    table = image_quality(real_images, real_categories, fake, cats, classifier, generator.categories,
+                          kid_subset_size=max(2, subset), seed=seed)
+    for row in [table["overall"], *table["per_category"].values()]:
+        row["diversity_ratio"] = row["diversity"] / row["real_diversity"] if row["real_diversity"] else float("nan")
+    return table
 
 
 def format_realism(table: dict[str, Any]) -> str:

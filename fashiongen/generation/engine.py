@@ -57,7 +57,7 @@ import torch.nn.functional as F
 
 from fashiongen.config import DesignConfig
 from fashiongen.errors import FashiongenError
-from fashiongen.models.contract import ConditionalGenerator, Recommender, VisualRecommender
+from fashiongen.models.contract import ConditionalGenerator, Recommender, VisualRecommender, sample_latents
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # PIL's RGB -> "L" conversion
 MODES = ("optimise", "from_items")
@@ -84,10 +84,12 @@ def pair_seed(pair: str, run_date: str) -> int:
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
-def initial_latents(pair: str, run_date: str, restarts: int, latent_dim: int, init_std: float) -> torch.Tensor:
-    """z0 ~ N(0, init_std²), (restarts, latent_dim) float32 on CPU, fixed by (pair, run_date)."""
+def initial_latents(pair: str, run_date: str, restarts: int, latent_dim: int, init_std: float,
+                    truncation: float = 0.0) -> torch.Tensor:
+    """z0 ~ init_std × N(0, 1) (truncated at ±`truncation` when > 0), (restarts, latent_dim) float32 on CPU, fixed
+    by (pair, run_date)."""
     gen = torch.Generator().manual_seed(pair_seed(pair, run_date))
-    return torch.randn(restarts, latent_dim, generator=gen) * init_std
+    return sample_latents(restarts, latent_dim, truncation, gen) * init_std
 
 
 def category_mapping(catalogue_categories: Sequence[str], generator_categories: Sequence[str]) -> np.ndarray:
@@ -338,7 +340,8 @@ class PreferenceEngine:
     def _starts(self, pair_ids: list[str], run_date: str, top_idx: np.ndarray):
         """z0 (P·R, L), the item each start redraws (P·R,, -1 = a prior draw) and whether it is anchored to it."""
         n_pairs, n_restarts, latent_dim = len(pair_ids), self.restarts, self.objective.latent_dim
-        z0 = torch.stack([initial_latents(p, run_date, n_restarts, latent_dim, self.settings.init_std)
+        z0 = torch.stack([initial_latents(p, run_date, n_restarts, latent_dim, self.settings.init_std,
+                                          self.settings.truncation)
                           for p in pair_ids]) if n_pairs else torch.zeros(0, n_restarts, latent_dim)
         source = np.full((n_pairs, n_restarts), -1, dtype=np.int64)
         source[:, :self.warm_items] = top_idx[:, :self.warm_items]

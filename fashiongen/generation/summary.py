@@ -228,4 +228,4 @@ def run_realism(cfg: Config, run_date: str) -> dict:
     where = {name: k for k, name in enumerate(generator.categories)}
     return design_realism(np.stack(images), np.array([where[c] for c in categories]), generator,
                           ensure_classifier(cfg, catalogue), catalogue.images, to_generator[catalogue.item_category],
-                          list(generator.categories))
+                          list(generator.categories), truncation=cfg.gan.truncation)

@@ -207,11 +207,14 @@ def load_recommender(uri: str) -> Recommender:
 
 
 class ConditionalGenerator(Checkpointed):
-    """G(z, c) -> image in [-1, 1]; D(x, c) -> realism score (LSGAN: 1 = real). Both in eval mode, on `device`."""
+    """G(z, c) -> image in [-1, 1]; D(x, c) -> realism on the LSGAN scale (1 = real, 0 = generated), whatever loss
+    trained D, so the design objective's η·(realism − 1)² means the same for every generator. Both in eval mode,
+    on `device`. Latents are drawn by `sample_latents` (N(0, I), optionally truncated)."""
 
     latent_dim: int
     categories: list[str]
     image_shape: tuple[int, int, int]  # (C, H, W)
+    device: torch.device = torch.device("cpu")
 
     @abc.abstractmethod
     def generate(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -228,6 +231,20 @@ class ConditionalGenerator(Checkpointed):
     @abc.abstractmethod
     def freeze(self) -> None:
         """Eval mode and no parameter gradients (BatchNorm uses running statistics; backward reaches z only)."""
+
+
+def sample_latents(n: int, dim: int, truncation: float = 0.0, generator: torch.Generator | None = None,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+    """(n, dim) draws of N(0, I); with `truncation` t > 0 every coordinate outside [-t, t] is redrawn (the
+    truncation trick of BigGAN: fewer, more typical images). t = 0 is the plain prior and draws exactly
+    `torch.randn(n, dim, generator=generator)`."""
+    z = torch.randn(n, dim, generator=generator, device=device)
+    if truncation > 0:
+        outside = z.abs() > truncation
+        while outside.any():
+            z = torch.where(outside, torch.randn(n, dim, generator=generator, device=device), z)
+            outside = z.abs() > truncation
+    return z
 
 
 def load_generator(uri: str) -> ConditionalGenerator:

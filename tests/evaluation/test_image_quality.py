@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from fashiongen.models.contract import ConditionalGenerator
 from fashiongen.evaluation.image_quality import (MetricInputError, fid, format_table, frechet_distance, image_quality,
                                                  kid, mean_pairwise_distance, polynomial_mmd2_unbiased)
 
@@ -115,3 +116,52 @@ def test_image_quality_rejects_mismatched_lengths():
     imgs = np.zeros((4, 8, 8, 1), np.uint8)
     with pytest.raises(MetricInputError, match="fake images"):
         image_quality(imgs, np.zeros(4), imgs, np.zeros(3), _QuadrantClassifier())
+
+
+class _HalfGenerator(ConditionalGenerator):
+    """Draws the real distribution of `_half_images` (the category's half bright), or uniform noise."""
+
+    kind = "half-test"
+
+    def __init__(self, noise: bool = False):
+        self.latent_dim, self.categories, self.image_shape, self.noise = 2, ["left", "right"], (1, 8, 8), noise
+
+    def generate(self, z, c):
+        base = torch.randint(0, 60, (len(z), 1, 8, 8)).float()  # the real images' background, pixel by pixel
+        if self.noise:
+            return torch.rand(len(z), 1, 8, 8) * 2 - 1
+        for k in range(len(z)):
+            base[k, :, :, 4 * int(c[k]):4 * int(c[k]) + 4] += 150
+        return base / 127.5 - 1
+
+    def discriminate(self, x, c):
+        return torch.ones(len(x))
+
+    def to(self, device):
+        return self
+
+    def freeze(self):
+        pass
+
+    def checkpoint_payload(self):
+        return {}
+
+    @classmethod
+    def from_payload(cls, payload):
+        return cls()
+
+
+def test_generator_quality_of_the_real_distribution_is_near_zero_and_of_noise_is_large():
+    from fashiongen.evaluation.realism import generator_quality
+
+    rng = np.random.default_rng(0)
+    real_c = np.arange(400) % 2
+    real = _half_images(400, real_c, rng)
+    clf = _QuadrantClassifier()
+    torch.manual_seed(0)
+    good = generator_quality(_HalfGenerator(), clf, real, real_c, per_category=200)
+    noise = generator_quality(_HalfGenerator(noise=True), clf, real, real_c, per_category=200)
+    assert good["overall"]["class_consistency"] == 1.0 and good["overall"]["n_fake"] == 400
+    assert good["overall"]["fid"] < 0.02 < 0.1 < noise["overall"]["fid"]
+    assert noise["overall"]["class_consistency"] < 0.7 and noise["overall"]["kid"] > 10 * abs(good["overall"]["kid"])
+    assert set(good["per_category"]) == {"left", "right"} and "diversity_ratio" in good["per_category"]["left"]

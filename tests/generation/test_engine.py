@@ -325,12 +325,12 @@ def test_gpu_benchmark_smoke_mode_runs_on_cpu_and_never_imports_ray():
 def test_integration_with_the_real_dvbpr_and_lsgan():
     """The project's small DVBPR (28x28 grey) driven by the small LSGAN at 16x16: nearest resize in between."""
     from fashiongen.models.dvbpr import DVBPR
-    from fashiongen.models.gan import ConditionalLSGAN
+    from fashiongen.models.gan import ConditionalGAN
 
     torch.manual_seed(0)
     recommender = DVBPR(k=8, arch="small").build(4, 12, (1, 28, 28))
     recommender.index_catalogue(np.random.default_rng(0).integers(0, 255, (12, 28, 28, 1), dtype=np.uint8))
-    generator = ConditionalLSGAN("small", 8, ["a", "b"], (1, 16, 16))
+    generator = ConditionalGAN("small", 8, ["a", "b"], (1, 16, 16))
     generator.generator.train()  # the engine must put BatchNorm in eval mode itself
     settings = DesignConfig.official(restarts=4, steps=5, top_k=2, lr=0.1)
     item_category = np.arange(12) % 2
@@ -356,7 +356,7 @@ def test_designs_climb_the_pairs_design_vectors_and_real_items_share_their_scale
     from fashiongen.data.contract import load_catalogue
     from fashiongen.evaluation.taste import visual_scores
     from fashiongen.models.dvbpr import DVBPR
-    from fashiongen.models.gan import ConditionalLSGAN
+    from fashiongen.models.gan import ConditionalGAN
 
     catalogue = load_catalogue(shared_catalogue())
     torch.manual_seed(0)
@@ -364,7 +364,7 @@ def test_designs_climb_the_pairs_design_vectors_and_real_items_share_their_scale
     recommender.fit(catalogue)
     judge = DVBPR(k=8, epochs=1, batch_size=16, seed=1, user_model="profile")
     judge.fit(catalogue)
-    generator = ConditionalLSGAN("small", 8, list(catalogue.categories), (1, 16, 16))
+    generator = ConditionalGAN("small", 8, list(catalogue.categories), (1, 16, 16))
     engine = PreferenceEngine(recommender, generator, DesignConfig.official(restarts=3, steps=4, top_k=2),
                               catalogue.item_category, judge=judge)
     users, cats = np.array([0, 1, 2, 2]), np.array([0, 1, 0, 1])

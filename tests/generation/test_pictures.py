@@ -17,7 +17,7 @@ from fashiongen.errors import FashiongenError
 from fashiongen.commands import design
 from fashiongen.generation.pictures import SheetRow, contact_sheet, save_png, trajectory_strip
 from fashiongen.lake.layout import id_key
-from fashiongen.models.gan import ConditionalLSGAN
+from fashiongen.models.gan import ConditionalGAN
 from fixtures import BAR_CATEGORIES, BAR_SIZE, bar_catalogue
 from test_engine import TinyVisualRecommender
 
@@ -60,7 +60,7 @@ def lake(tmp_path_factory, shared_catalogue):
     TinyVisualRecommender(num_users=catalogue.num_users, image_shape=(1, BAR_SIZE, BAR_SIZE),
                           catalogue=images).save(storage.join(str(root), "models", "recommender", "dvbpr.pt"))
     torch.manual_seed(0)
-    gan = ConditionalLSGAN("small", 8, BAR_CATEGORIES, (1, BAR_SIZE, BAR_SIZE))
+    gan = ConditionalGAN("small", 8, BAR_CATEGORIES, (1, BAR_SIZE, BAR_SIZE))
     gan.save(storage.join(str(root), "models", "generator.pt"))
     return root, catalogue_uri
 
