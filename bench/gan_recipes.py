@@ -51,7 +51,7 @@ RECIPES: dict[str, list[str]] = {
     "cbn-projection": ["gan.preset=paper", "gan.conditional_bn=true", "gan.conditioning=projection"],
     "ema-hinge": ["gan.preset=paper", "gan.ema_decay=0.999", "gan.loss=hinge"],
     "ema-hinge-projection": ["gan.preset=paper", "gan.ema_decay=0.999", "gan.loss=hinge", "gan.conditioning=projection"],
-    "default": [],
+    "default": [],  # ema-hinge-projection since #13
 }
 
 
@@ -125,6 +125,7 @@ def main() -> None:
         seconds = time.perf_counter() - began - measuring[0]
         images = sum(r["images"] for r in curve)
         model = stepper.sampler().to(args.device)
+        model.save(str(work / f"{name}.pt"))  # re-judge later (other splits, truncations) without retraining
         z = sample_latents(8, settings.z_dim, settings.truncation, torch.Generator().manual_seed(0))
         (work / f"{name}.png").write_bytes(encode_png(sample_grid(model, z)))
         for t in [float(t) for t in args.truncations.split(",") if t.strip()] or [settings.truncation]:
@@ -133,18 +134,21 @@ def main() -> None:
             weakest = min(q["per_category"].items(), key=lambda kv: kv[1]["class_consistency"])
             row = {"recipe": name, "truncation": t, "fid": o["fid"], "kid": o["kid"],
                    "class": o["class_consistency"], "weakest": f"{weakest[0]} {weakest[1]['class_consistency']:.2f}",
-                   "diversity": o["diversity_ratio"], "img_per_s": images / seconds, "minutes": seconds / 60}
+                   "diversity": o["diversity_ratio"],
+                   "category_diversity": float(np.mean([m["diversity_ratio"] for m in q["per_category"].values()])),
+                   "img_per_s": images / seconds, "minutes": seconds / 60}
             summary.append(row)
             print(format_table(q, f"## {name} (truncation {t}): {' '.join(overrides)}"))
             print(json.dumps(row), flush=True)
         (work / f"{name}.json").write_text(json.dumps({"overrides": overrides, "curve": curve,
                                                        "final": [r for r in summary if r["recipe"] == name]}))
     print(f"\n## Summary ({args.report}; in-domain; {args.epochs} epochs of {len(train)} images)\n")
-    print("| recipe | truncation | FID | KID | class consistency | weakest category | diversity / real | img/s | min |")
+    print("| recipe | truncation | FID | KID | class consistency | weakest category | diversity / real (overall, "
+          "mean within category) | img/s | min |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in summary:
         print(f"| {r['recipe']} | {r['truncation']:g} | {r['fid']:.2f} | {r['kid']:.4f} | {r['class']:.3f} | "
-              f"{r['weakest']} | {r['diversity']:.0%} | {r['img_per_s']:.0f} | {r['minutes']:.1f} |")
+              f"{r['weakest']} | {r['diversity']:.0%}, {r['category_diversity']:.0%} | {r['img_per_s']:.0f} | {r['minutes']:.1f} |")
 
 
 if __name__ == "__main__":

@@ -93,8 +93,10 @@ class RecommenderConfig:
 
 @dataclass(frozen=True)
 class GanConfig:
-    """Category-conditional LSGAN. 0 = the architecture's default (official: z 256, lr 1e-4, batch 16, 30 epochs,
-    64 px; small: z 64, lr 2e-4, batch 64, 3 epochs, the catalogue's size), so `gan.arch=official` is the paper."""
+    """Category-conditional GAN. 0 = the architecture's default (official: z 256, lr 1e-4, batch 16, 30 epochs,
+    64 px; small: z 64, lr 2e-4, batch 64, 3 epochs, the catalogue's size). The defaults are the recipe chosen on
+    validation images (bench/gan_recipes.py, #13): hinge loss, a projection discriminator and an EMA copy of G;
+    `gan.preset=paper` is the paper's LSGAN (with `gan.arch=official`, its network too)."""
 
     preset: str = ""  # a named recipe applied before the file's values (see PRESETS); "" = none
     arch: str = "small"  # small (Fashion-MNIST) | official (64x64 RGB, the paper's)
@@ -107,14 +109,14 @@ class GanConfig:
     image_size: int = 0  # 0 = the architecture's size (official 64), else the catalogue's; images are resized
     seed: int = 0
     lr_d: float = 0.0  # D's learning rate; 0 = gan.lr (the paper's); else two time-scales
-    ema_decay: float = 0.0  # 0 = off (the paper's setting); else an EMA copy of G is the saved generator
+    ema_decay: float = 0.999  # 0 = off (the paper's setting); else an EMA copy of G is the saved generator
     spectral_norm: bool = False  # spectral normalisation of D's layers (off in the paper)
-    conditioning: str = "concat"  # concat: one-hot tiled into D's maps (the paper's) | projection (Miyato & Koyama)
-    loss: str = "lsgan"  # lsgan (the paper's) | hinge | nonsaturating; D's realism is on the LSGAN scale for all
+    conditioning: str = "projection"  # concat: one-hot tiled into D's maps (the paper's) | projection (Miyato & Koyama)
+    loss: str = "hinge"  # lsgan (the paper's) | hinge | nonsaturating; D's realism is on the LSGAN scale for all
     conditional_bn: bool = False  # G's BatchNorms modulated per category (off in the paper)
     aux_classifier: float = 0.0  # AC-GAN: weight of D's category head's cross-entropy, for D (real) and G (0 = off)
     augment: str = ""  # DiffAugment policy before D, e.g. "translation,cutout"; "" = none (the paper's)
-    truncation: float = 0.0  # sampling prior N(0, I) truncated at +-t (0 = none): grids, quality, plain samples
+    truncation: float = 1.5  # sampling prior N(0, I) truncated at +-t (0 = none): grids, quality, plain samples
     holdout: float = 0.1  # share of the catalogue's images the GAN never trains on; each epoch's quality uses them
     quality_per_category: int = 100  # generated images per category in each epoch's quality file (0 = no quality file)
     sample_columns: int = 8  # samples per category in each epoch's grid

@@ -199,8 +199,11 @@ class GanStepper:
         return d_loss.item(), g_loss.item()
 
     def sampler(self) -> ConditionalGAN:
-        """A copy in eval mode of what `generate` should use: the EMA copy of G when EMA is on, else G."""
-        return ConditionalGAN.from_networks(self.settings.model_config(), self.ema or self.g_net, self.d_net)
+        """A copy in eval mode of what `generate` should use: the EMA copy of G when EMA is on, else G. Building it
+        leaves the global RNG alone (its layers' init would draw from it), so a grid between epochs cannot make the
+        run differ from its resume."""
+        with torch.random.fork_rng(devices=[]):
+            return ConditionalGAN.from_networks(self.settings.model_config(), self.ema or self.g_net, self.d_net)
 
     def rng_state(self) -> torch.Tensor:
         if self.device.type == "cuda":

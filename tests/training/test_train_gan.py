@@ -124,7 +124,7 @@ def test_settings_take_architecture_defaults_and_the_catalogue_shape():
     assert default_run_name("cat", small) != default_run_name("cat", official)
     assert default_run_name("cat", paper) == "gan-small-e2ad5f46b4"  # the paper's: the name runs had before #13
     assert default_run_name("cat", small) != default_run_name("cat", paper)  # another recipe, another run
-    assert default_run_name("cat", small) != default_run_name("cat", dataclasses.replace(small, loss="hinge"))
+    assert default_run_name("cat", small) != default_run_name("cat", dataclasses.replace(small, loss="lsgan"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         small.epochs = 2  # type: ignore[misc]
     assert GanSettings.from_dict(small.to_dict()) == small
