@@ -11,6 +11,10 @@ import pytest
 
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The bit-for-bit goldens (tests/models/paper_dvbpr.npz, tests/training/paper_gan.npz) were written with oneDNN's AVX2
+# kernels; on an AVX-512 machine oneDNN picks others, whose sums round differently. Pin the kernels (before torch is
+# imported) so that "the same training" means the same bits on every machine CI runs on.
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 
 def _ray_running() -> bool:
