@@ -128,6 +128,8 @@ class TrainConfig:
     """How Ray Train runs a training: workers, devices, storage, failure handling."""
 
     num_workers: int = 1
+    cpus_per_worker: int = 1  # CPUs each recommender worker reserves and its torch threads (the GAN's keep 1: its
+    #                           Ray Data feed needs CPUs beside them)
     use_gpu: bool = False
     storage_path: str = "lake/train"
     run_name: str = ""  # empty = derived from model and catalogue, stable across reruns
@@ -259,7 +261,8 @@ BOUNDS: dict[str, tuple[float, float | None]] = {
     "gan.z_dim": (0, None), "gan.lr": (0, None), "gan.batch_size": (0, None), "gan.epochs": (0, None),
     "gan.image_size": (0, None), "gan.ema_decay": (0, 0.9999), "gan.sample_columns": (1, None),
     "gan.lr_d": (0, None), "gan.aux_classifier": (0, None), "gan.truncation": (0, None), "gan.holdout": (0, 0.5), "gan.quality_per_category": (0, None),
-    "train.num_workers": (1, None), "train.max_failures": (0, None), "train.num_to_keep": (1, None),
+    "train.num_workers": (1, None), "train.cpus_per_worker": (1, None), "train.max_failures": (0, None),
+    "train.num_to_keep": (1, None),
     "design.restarts": (1, None), "design.steps": (0, None), "design.lr": (0, None), "design.init_std": (0, None),
     "design.truncation": (0, None),
     "design.eta": (0, None), "design.top_k": (1, None), "design.batch_pairs": (1, None),

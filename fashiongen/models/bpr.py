@@ -116,6 +116,38 @@ def sample_triples(train: TrainSet, n: int, rng: np.random.Generator, same_categ
     return users.astype(np.int64), pos.astype(np.int64), neg.astype(np.int64)
 
 
+class EpochTriples:
+    """The BPR triples of each epoch (one per training interaction), drawn epoch after epoch from one stream seeded
+    by `seed`. `DVBPR.fit` and every Ray Train worker draw from it, so a one-worker run trains the in-process model,
+    W workers split the same epoch, and `at(epoch)` after a restart replays the stream: a resumed run draws the
+    triples the uninterrupted one drew."""
+
+    def __init__(self, train: TrainSet, seed: int, same_category: float = 0.0,
+                 categories: CategoryIndex | None = None):
+        self.train, self.seed, self.same_category, self.categories = train, seed, same_category, categories
+        self._rng = np.random.default_rng(seed)
+        self._drawn = 0  # epochs drawn from the stream so far
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def at(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(users, positives, negatives) of `epoch` (0-based)."""
+        if epoch < self._drawn - 1:  # an earlier epoch: replay from the start
+            self._rng, self._drawn = np.random.default_rng(self.seed), 0
+        while self._drawn <= epoch:
+            self._last = sample_triples(self.train, self.train.num_interactions, self._rng, self.same_category,
+                                        self.categories)
+            self._drawn += 1
+        assert self._last is not None
+        return self._last
+
+    @staticmethod
+    def shard(triples: tuple[np.ndarray, ...], rank: int, world: int) -> tuple[np.ndarray, ...]:
+        """Rank `rank`'s contiguous share of an epoch's triples; every rank gets as many (the last world - 1 at
+        most are dropped), so DDP workers take the same number of steps."""
+        size = len(triples[0]) // world
+        return tuple(a[rank * size:(rank + 1) * size] for a in triples)
+
+
 class VectorScorer(Recommender):
     """Scores with `user_vectors() @ item_features().T`; subclasses define the vectors."""
 

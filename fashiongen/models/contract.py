@@ -23,6 +23,7 @@ from fashiongen.errors import FashiongenError
 
 if TYPE_CHECKING:
     from fashiongen.config import RecommenderConfig
+    from fashiongen.models.bpr import EpochTriples
 
 RECOMMENDERS: dict[str, type["Recommender"]] = {}
 GENERATORS: dict[str, type["ConditionalGenerator"]] = {}
@@ -146,6 +147,10 @@ class Recommender(Checkpointed):
         """The module whose parameters distributed training optimises (and checkpoints)."""
         raise NotImplementedError(f"{self.kind} is not trained with Ray Train")
 
+    def triple_stream(self, catalogue) -> EpochTriples:
+        """The training triples of every epoch (each worker takes its shard of an epoch)."""
+        raise NotImplementedError(f"{self.kind} is not trained with Ray Train")
+
     def train_batch(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer, images: np.ndarray,
                     users: np.ndarray, pos: np.ndarray, neg: np.ndarray, data_scale: float = 1.0) -> float:
         """One optimiser step on a batch of triples with `net` (`network()` or its DDP wrapper); the objective."""
@@ -154,6 +159,7 @@ class Recommender(Checkpointed):
     def index_catalogue(self, images: np.ndarray) -> None:
         """Recompute the item features from the catalogue's images (after the network changed)."""
         raise NotImplementedError(f"{self.kind} has no image network to index the catalogue with")
+
 
 class VisualRecommender(Recommender):
     """A recommender that scores any image, θ_u · Φ(image): what preference maximisation climbs."""

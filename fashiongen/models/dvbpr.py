@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fashiongen.data.images import to_tensor_range
-from fashiongen.models.bpr import CategoryIndex, TrainSet, sample_triples
+from fashiongen.models.bpr import CategoryIndex, EpochTriples, TrainSet, sample_triples
 from fashiongen.models.cnn import build_encoder, regularised_weights
 from fashiongen.models.contract import VisualRecommender, register_recommender
 
@@ -345,6 +345,11 @@ class DVBPR(VisualRecommender):
         return sample_triples(train, PRIOR_TRIPLES, np.random.default_rng(self.seed), self.negatives_same_category,
                               categories)
 
+    def triple_stream(self, catalogue) -> EpochTriples:
+        """The training triples of every epoch, as `fit` and each Ray Train worker draw them."""
+        return EpochTriples(TrainSet.from_catalogue(catalogue), self.seed, self.negatives_same_category,
+                            CategoryIndex.from_categories(catalogue.item_category))
+
     @property
     def encoder(self) -> nn.Module:
         return self.net.encoder
@@ -387,16 +392,13 @@ class DVBPR(VisualRecommender):
         """Train in this process on a Catalogue (with images)."""
         torch.manual_seed(self.seed)
         self.build_for(catalogue)
-        rng = np.random.default_rng(self.seed)
-        train = TrainSet.from_catalogue(catalogue)
-        categories = CategoryIndex.from_categories(catalogue.item_category)
+        stream = self.triple_stream(catalogue)
         optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr)
         images = training_images(catalogue.images, self.device)
         history = []
         for epoch in range(self.epochs):
             began = time.perf_counter()
-            users, pos, neg = sample_triples(train, train.num_interactions, rng, self.negatives_same_category,
-                                             categories)
+            users, pos, neg = stream.at(epoch)
             total = train_epoch(self.net, optimizer, images, users, pos, neg, self, self.device)
             seconds = time.perf_counter() - began
             metrics = {"epoch": epoch, "loss": total / len(users), "seconds": seconds,

@@ -45,7 +45,7 @@ from fashiongen.models.gan import ConditionalGAN, GanConfigError, one_hot
 from fashiongen.runtime import ensure_ray
 from fashiongen.training.classifier import ensure_classifier
 from fashiongen.training.gan_steps import GanSettings, GanStepper, resolve_settings, to_model_input
-from fashiongen.training.ray_train import final_state, resumed_state, run_config, save_and_report
+from fashiongen.training.ray_train import final_state, gather_from_ranks, resumed_state, run_config, save_and_report
 
 MAX_QUALITY_REAL = 2000  # held-out images each epoch's quality uses at most (a seeded sample beyond that)
 # Recipe settings at the paper's values leave a run's name as it was before they existed.
@@ -199,12 +199,10 @@ def train_loop(config: dict[str, Any]) -> None:
             totals += torch.tensor([batch["image"].shape[0], d_loss, g_loss], dtype=torch.float64)
             steps += 1
         steps_all = torch.tensor([float(steps)], dtype=torch.float64)
-        rng_states = [stepper.rng_state()]
         if world > 1 and dist.is_initialized():
             dist.all_reduce(totals)
             dist.all_reduce(steps_all)
-            rng_states = [None] * world
-            dist.all_gather_object(rng_states, stepper.rng_state().cpu())
+        rng_states = gather_from_ranks(stepper.rng_state().cpu(), world)
         seconds = time.perf_counter() - began
         metrics = {"epoch": epoch, "start_epoch": start, "d_loss": float(totals[1] / max(steps_all.item(), 1)),
                    "g_loss": float(totals[2] / max(steps_all.item(), 1)), "images": int(totals[0]),

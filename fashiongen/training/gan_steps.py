@@ -24,6 +24,7 @@ from torch import nn
 
 from fashiongen.config import GanConfig
 from fashiongen.models.gan import ConditionalGAN, GanConfigError, arch_spec, ema_update, gan_losses, one_hot
+from fashiongen.training.ray_train import restore_rng_state, rng_state
 
 AUGMENTS = ("translation", "cutout")
 TRANSLATION_RATIO = 0.125  # DiffAugment's defaults (Zhao et al. 2020): shift up to 1/8, cut out a 1/2 square
@@ -206,9 +207,7 @@ class GanStepper:
             return ConditionalGAN.from_networks(self.settings.model_config(), self.ema or self.g_net, self.d_net)
 
     def rng_state(self) -> torch.Tensor:
-        if self.device.type == "cuda":
-            return torch.cuda.get_rng_state(self.device)
-        return torch.get_rng_state()
+        return rng_state(self.device)
 
     def state(self, rng_states: list[torch.Tensor] | None = None) -> dict[str, Any]:
         """Everything a resume needs; `rng_states` = every rank's RNG state (default: this process's)."""
@@ -227,12 +226,8 @@ class GanStepper:
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"] or self.g_net.state_dict())
         self.steps = int(state.get("steps", 0))
-        saved = state.get("rng") or []
-        if len(saved) == world_size:
-            rng = saved[self.rank].cpu()
-            torch.cuda.set_rng_state(rng, self.device) if self.device.type == "cuda" else torch.set_rng_state(rng)
-        else:
-            torch.manual_seed(self.settings.seed * 1000 + self.rank + 7919 * (self.steps + 1))
+        restore_rng_state(state.get("rng"), self.rank, world_size, self.device,
+                          self.settings.seed * 1000 + self.rank + 7919 * (self.steps + 1))
 
 
 def to_model_input(images: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,8 @@
   console (`runtime.train_logging`).
 - `save_and_report`: per epoch, rank 0 writes the state file into a checkpoint and every rank reports metrics.
 - `load_state` / `final_state`: the state file of a worker's resumed checkpoint or of the run's last checkpoint.
+- `gather_from_ranks`, `rng_state`, `restore_rng_state`: every rank's RNG state into the checkpoint and back, so a
+  resumed run continues exactly where the uninterrupted one would have.
 """
 from __future__ import annotations
 
@@ -75,3 +77,29 @@ def final_state(result, what: str, epochs_key: str) -> dict[str, Any]:
                               "start a fresh run")
     with result.checkpoint.as_directory() as directory:
         return load_state(directory)
+
+
+def gather_from_ranks(value: Any, world: int) -> list[Any]:
+    """[value of rank 0, ..., rank world - 1] on every rank (an all-gather; call it on every rank)."""
+    import torch.distributed as dist
+
+    if world == 1 or not dist.is_initialized():
+        return [value]
+    values: list[Any] = [None] * world
+    dist.all_gather_object(values, value)
+    return values
+
+
+def rng_state(device: torch.device) -> torch.Tensor:
+    """This process's torch RNG state for `device` (the CUDA generator on a GPU), on the CPU."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+def restore_rng_state(states: list[torch.Tensor] | None, rank: int, world: int, device: torch.device,
+                      fallback_seed: int) -> None:
+    """Continue this rank's saved RNG stream when the run had as many ranks (an exact resume), else seed it."""
+    if states is not None and len(states) == world:
+        state = states[rank].cpu()
+        torch.cuda.set_rng_state(state, device) if device.type == "cuda" else torch.set_rng_state(state)
+    else:
+        torch.manual_seed(fallback_seed)

@@ -3,20 +3,21 @@
     result = train_recommender(cfg)     # -> RecommenderTrainResult(model_uri, model_version, run_name, history, ...)
 
 A model whose class says `distributed = True` (DVBPR) runs as a TorchTrainer with train.num_workers workers (DDP
-via prepare_model), through the contract's distributed hooks (`build_for`, `network`, `train_batch`,
-`index_catalogue`):
-- Data: a Ray Dataset of `epoch_size` ids (one per training interaction, the official epoch length), mapped to
-  BPR triples (u, i, j) by `sample_triple_batch` (fashiongen.models.bpr). The dataset is not materialised, so
-  each epoch re-executes the map and draws fresh triples (fresh entropy, like the official unseeded sampler);
-  each worker reads its shard with iter_torch_batches. Images are indexed from an array every worker loads once
-  from the catalogue URI.
+via prepare_model), through the contract's distributed hooks (`build_for`, `network`, `triple_stream`,
+`train_batch`, `index_catalogue`):
+- Data: each worker draws the epoch's BPR triples itself from the model's seeded `triple_stream` (one triple per
+  training interaction, the official epoch length; fashiongen.models.bpr.EpochTriples) and trains on its
+  contiguous shard, so no Ray Data hand-off sits in the step, one worker trains exactly the in-process `fit`, and
+  a resumed run draws what the uninterrupted one would. Images are indexed from an array every worker loads once
+  from the catalogue URI. Each worker reserves train.cpus_per_worker CPUs and runs that many torch threads.
 - Loss: the official batch sum. DDP averages gradients over W workers, so each worker's per-sample terms are
   scaled by W: one step follows the gradient of the sum over the global batch (W x batch_size triples) plus the
   CNN weight decay once, i.e. per-sample sum semantics are kept (not divided by W).
-- Each epoch: rank 0 reports a checkpoint (network, Adam state, epoch, metric history) to train.storage_path
-  under a stable run name, and a sampled-100 validation AUC on recommender.eval_users users; every rank reports
-  (the loss is all-reduced). A rerun with the same name resumes; a worker failure is retried from the last
-  checkpoint up to train.max_failures times. FASHIONGEN_FAULTS=recommender.epoch=N injects one failure (tests).
+- Each epoch: rank 0 reports a checkpoint (network, Adam state, every rank's RNG state, epoch, metric history) to
+  train.storage_path under a stable run name, and a sampled-100 validation AUC on recommender.eval_users users;
+  every rank reports (the loss is all-reduced). A rerun with the same name resumes, exactly (triples and dropout);
+  a worker failure is retried from the last checkpoint up to train.max_failures times.
+  FASHIONGEN_FAULTS=recommender.epoch=N injects one failure (tests).
 - At the end the driver computes Φ of every item and writes the model in the contract format.
 
 The others (poprank, categorypop, bprmf, vbpr) fit in-process with a per-epoch log line; no Ray needed.
@@ -39,10 +40,11 @@ from fashiongen.data.contract import Catalogue, load_catalogue, read_meta
 from fashiongen.errors import FashiongenError
 from fashiongen.evaluation.auc import held_out, sampled_auc
 from fashiongen.lake.paths import LakePaths
-from fashiongen.models.bpr import CategoryIndex, TrainSet, sample_triples
+from fashiongen.models.bpr import EpochTriples
 from fashiongen.models.contract import recommender_class
 from fashiongen.runtime import ensure_ray
-from fashiongen.training.ray_train import final_state, resumed_state, run_config, save_and_report
+from fashiongen.training.ray_train import (final_state, gather_from_ranks, restore_rng_state, resumed_state, rng_state,
+                                           run_config, save_and_report)
 
 log = logging.getLogger(__name__)
 
@@ -80,26 +82,6 @@ def eval_user_sample(num_users: int, count: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(num_users, size=count, replace=False)).astype(np.int64)
 
 
-def sample_triple_batch(batch: dict[str, np.ndarray], train: TrainSet, same_category: float,
-                        categories: CategoryIndex) -> dict[str, np.ndarray]:
-    """Ray Data UDF: one BPR triple per input row, drawn with fresh entropy (so every epoch resamples)."""
-    users, pos, neg = sample_triples(train, len(batch["id"]), np.random.default_rng(), same_category, categories)
-    return {"user": users, "pos": pos, "neg": neg}
-
-
-def triples_dataset(catalogue: Catalogue, same_category: float = 0.0):
-    """Ray Dataset of one (user, pos, neg) triple per training interaction, resampled each time it is executed;
-    `same_category` of the negatives from the positive's category."""
-    import ray.data
-
-    train = TrainSet.from_catalogue(catalogue)
-    blocks = max(1, min(64, train.num_interactions // 4096))
-    return ray.data.range(train.num_interactions, override_num_blocks=blocks).map_batches(
-        sample_triple_batch, batch_format="numpy", batch_size=4096,
-        fn_kwargs={"train": train, "same_category": same_category,
-                   "categories": CategoryIndex.from_categories(catalogue.item_category)})
-
-
 def train_loop(config: dict[str, Any]) -> None:
     """Ray Train worker: epochs over this worker's shard of triples through the model's distributed hooks; a
     report (and on rank 0 a checkpoint) per epoch."""
@@ -111,12 +93,15 @@ def train_loop(config: dict[str, Any]) -> None:
     output_uri, catalogue_uri = config["output_uri"], config["catalogue_uri"]
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
+    torch.set_num_threads(config["threads"])
     torch.manual_seed(rec.seed)  # same init on every rank (DDP also broadcasts rank 0's)
     device = get_device()
     catalogue = load_catalogue(catalogue_uri)
     model = recommender_class(rec.model).from_config(rec)
     model.build_for(catalogue)
     model.to(device)
+    if rank:  # dropout masks of their own; rank 0 keeps the stream of the in-process fit
+        torch.manual_seed(rec.seed * 1000 + rank)
     net = model.network()
     optimizer = torch.optim.Adam(net.parameters(), lr=rec.lr)
     start, history = 0, []
@@ -125,25 +110,30 @@ def train_loop(config: dict[str, Any]) -> None:
         net.load_state_dict(state["net"])
         optimizer.load_state_dict(state["optimizer"])
         start, history = state["epoch"] + 1, list(state["history"])
+        restore_rng_state(state.get("rng"), rank, world, device, rec.seed * 1000 + rank + 7919 * start)
     ddp_net = prepare_model(net, move_to_device=False)
     eval_users = eval_user_sample(catalogue.num_users, rec.eval_users, rec.seed)
-    shard = ray.train.get_dataset_shard("train")
+    stream = model.triple_stream(catalogue)
     for epoch in range(start, rec.epochs):
         if rank == 0:
             faults.fail_once_at_epoch(config["faults"], "recommender.epoch", epoch, output_uri)
         began = time.perf_counter()
         net.train()
+        users, pos, neg = EpochTriples.shard(stream.at(epoch), rank, world)
         totals = torch.zeros(2, dtype=torch.float64)  # objective sum, triples
-        for batch in shard.iter_torch_batches(batch_size=rec.batch_size, device="cpu"):
-            totals[0] += model.train_batch(ddp_net, optimizer, catalogue.images, batch["user"].numpy(),
-                                           batch["pos"].numpy(), batch["neg"].numpy(), data_scale=float(world))
-            totals[1] += len(batch["user"])
+        for lo in range(0, len(users), rec.batch_size):
+            batch = slice(lo, lo + rec.batch_size)
+            totals[0] += model.train_batch(ddp_net, optimizer, catalogue.images, users[batch], pos[batch], neg[batch],
+                                           data_scale=float(world))
+        totals[1] = len(users)
         if world > 1 and dist.is_initialized():
             dist.all_reduce(totals)
+        rng_states = gather_from_ranks(rng_state(device), world)
         seconds = time.perf_counter() - began
         metrics: dict[str, Any] = {"epoch": epoch, "start_epoch": start, "loss": float(totals[0] / max(totals[1], 1)),
                                    "triples": int(totals[1]), "seconds": seconds,
-                                   "triples_per_s": float(totals[1] / max(seconds, 1e-9)), "workers": world}
+                                   "triples_per_s": float(totals[1] / max(seconds, 1e-9)), "workers": world,
+                                   "threads": config["threads"]}
         if rank == 0:
             net.eval()
             model.index_catalogue(catalogue.images)
@@ -151,10 +141,10 @@ def train_loop(config: dict[str, Any]) -> None:
             history.append(metrics)
             print(f"[recommender] {rec.model} epoch {epoch + 1}/{rec.epochs} loss={metrics['loss']:.4f} "
                   f"val_auc_sampled={metrics['val_auc_sampled']:.4f} triples/s={metrics['triples_per_s']:.0f} "
-                  f"({seconds:.1f}s, {world} worker(s))", flush=True)
+                  f"({seconds:.1f}s, {world} worker(s) x {config['threads']} thread(s))", flush=True)
         save_and_report(metrics, rank, lambda: {
             "epoch": epoch, "net": {k: v.cpu() for k, v in net.state_dict().items()},
-            "optimizer": optimizer.state_dict(), "history": history})
+            "optimizer": optimizer.state_dict(), "history": history, "rng": rng_states})
 
 
 def _train_distributed(cfg: Config, catalogue_uri: str, catalogue: Catalogue) -> RecommenderTrainResult:
@@ -164,15 +154,15 @@ def _train_distributed(cfg: Config, catalogue_uri: str, catalogue: Catalogue) ->
     rec = cfg.recommender
     run_name = cfg.train.run_name or default_run_name(catalogue_uri, rec, catalogue.meta["image"])
     output_uri = LakePaths.of(cfg).training_run("recommender", run_name)
-    log.info("training %s (%s, K=%d) on %s as run %s with %d worker(s)", rec.model, rec.arch, rec.k, catalogue_uri,
-             run_name, cfg.train.num_workers)
+    log.info("training %s (%s, K=%d) on %s as run %s with %d worker(s) x %d CPU(s)", rec.model, rec.arch, rec.k,
+             catalogue_uri, run_name, cfg.train.num_workers, cfg.train.cpus_per_worker)
     began = time.perf_counter()
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"recommender": to_dict(rec), "catalogue_uri": catalogue_uri, "output_uri": output_uri,
-                           "faults": faults.planned()},
-        datasets={"train": triples_dataset(catalogue, rec.negatives_same_category)},
-        scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu),
+                           "faults": faults.planned(), "threads": cfg.train.cpus_per_worker},
+        scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
+                                     resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
         run_config=run_config(cfg.train, run_name),
     )
     result = trainer.fit()

@@ -46,3 +46,29 @@ def test_same_category_negatives_take_their_share_and_never_a_positive():
         same = float(np.mean(cats[pos] == cats[neg]))
         assert abs(same - (share + (1 - share) * base_rate)) < 0.02, (share, same)
         assert not train.contains(users, neg).any()
+
+
+def test_epoch_triples_are_one_seeded_stream_replayed_on_demand():
+    from fashiongen.models.bpr import EpochTriples
+
+    train, cats = _train()
+    index = CategoryIndex.from_categories(cats)
+    rng = np.random.default_rng(3)
+    want = [sample_triples(train, train.num_interactions, rng, 0.5, index) for _ in range(3)]
+    stream = EpochTriples(train, 3, 0.5, index)
+    for epoch in (0, 1, 2, 2, 1, 0, 2):  # forward, repeated, then back: a resumed worker asks for any epoch
+        for a, b in zip(stream.at(epoch), want[epoch]):
+            np.testing.assert_array_equal(a, b)
+    assert len(stream.at(0)[0]) == train.num_interactions
+    fresh = EpochTriples(train, 3, 0.5, index).at(2)  # a restarted process draws epoch 2 without epochs 0 and 1
+    np.testing.assert_array_equal(fresh[2], want[2][2])
+
+
+def test_epoch_shards_split_an_epoch_into_equal_contiguous_parts():
+    from fashiongen.models.bpr import EpochTriples
+
+    triples = tuple(np.arange(103) + k for k in range(3))
+    shards = [EpochTriples.shard(triples, rank, 4) for rank in range(4)]
+    assert [len(s[0]) for s in shards] == [25] * 4  # equal steps on every DDP rank; 3 triples dropped
+    np.testing.assert_array_equal(np.concatenate([s[1] for s in shards]), triples[1][:100])
+    assert [len(a) for a in EpochTriples.shard(triples, 0, 1)] == [103] * 3  # one worker: the whole epoch
