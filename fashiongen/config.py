@@ -80,7 +80,7 @@ class RecommenderConfig:
     lambda_bias: float = 1.0  # L2 on the β rows of the batch
     count_prior: bool = False  # DVBPR training: a learned prior of category share and item count in the BPR score
     user_model: str = "profile"  # DVBPR θ_u: profile (mean standardised Φ of u's items + a fitted count prior) | learned
-    channels_last: bool = False  # DVBPR training: channels-last CNN memory format (a GPU speed-up)
+    channels_last: bool = True  # DVBPR training: channels-last CNN memory format (1.4x on 2 CPU cores, same AUC)
     mixed_precision: bool = False  # DVBPR training on CUDA: bf16 autocast of the networks (loss in fp32)
     model_uri: str = ""  # where training writes the model; empty = <lake_uri>/models/recommender/<model>.pt
     eval_users: int = 500  # users in the per-epoch sampled-100 validation AUC (0 = all)
@@ -128,8 +128,9 @@ class TrainConfig:
     """How Ray Train runs a training: workers, devices, storage, failure handling."""
 
     num_workers: int = 1
-    cpus_per_worker: int = 1  # CPUs each recommender worker reserves and its torch threads (the GAN's keep 1: its
-    #                           Ray Data feed needs CPUs beside them)
+    cpus_per_worker: int = 0  # CPUs each recommender worker reserves, and its torch threads; 0 = a one-node Ray's
+    #                           CPUs split among the workers (1 on a cluster of several nodes). The GAN's workers
+    #                           keep 1: their Ray Data feed needs CPUs beside them
     use_gpu: bool = False
     storage_path: str = "lake/train"
     run_name: str = ""  # empty = derived from model and catalogue, stable across reruns
@@ -227,7 +228,8 @@ class Config:
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "recommender": {"paper": {"k": 50, "lr": 1e-4, "lambda_cnn": 1e-3, "lambda_theta": 1.0, "batch_size": 128,
                               "dropout": 0.5, "user_model": "learned", "count_prior": False, "item_bias": False,
-                              "negatives_same_category": 0.0}},
+                              "negatives_same_category": 0.0,
+                              "channels_last": False}},  # not a paper setting: keeps its training bit for bit
     "gan": {"paper": {"ema_decay": 0.0, "spectral_norm": False, "beta1": 0.5, "beta2": 0.99, "lr_d": 0.0,
                       "conditioning": "concat", "loss": "lsgan", "aux_classifier": 0.0, "conditional_bn": False,
                       "augment": "",
@@ -261,7 +263,7 @@ BOUNDS: dict[str, tuple[float, float | None]] = {
     "gan.z_dim": (0, None), "gan.lr": (0, None), "gan.batch_size": (0, None), "gan.epochs": (0, None),
     "gan.image_size": (0, None), "gan.ema_decay": (0, 0.9999), "gan.sample_columns": (1, None),
     "gan.lr_d": (0, None), "gan.aux_classifier": (0, None), "gan.truncation": (0, None), "gan.holdout": (0, 0.5), "gan.quality_per_category": (0, None),
-    "train.num_workers": (1, None), "train.cpus_per_worker": (1, None), "train.max_failures": (0, None),
+    "train.num_workers": (1, None), "train.cpus_per_worker": (0, None), "train.max_failures": (0, None),
     "train.num_to_keep": (1, None),
     "design.restarts": (1, None), "design.steps": (0, None), "design.lr": (0, None), "design.init_std": (0, None),
     "design.truncation": (0, None),

@@ -290,7 +290,7 @@ class DVBPR(VisualRecommender):
         self.batch_size, self.epochs, self.seed = batch_size, epochs, seed
         self.item_bias, self.lambda_bias = item_bias, lambda_bias
         self.negatives_same_category, self.count_prior = negatives_same_category, count_prior
-        self.channels_last, self.mixed_precision = channels_last, mixed_precision  # GPU speed; off = exact
+        self.channels_last, self.mixed_precision = channels_last, mixed_precision  # speed; off = bit-exact paper
         self.user_model = user_model
         self.profiles: UserProfiles | None = None
         self._train: tuple[TrainSet, CategoryIndex] | None = None  # the profiles' interactions (build_for)

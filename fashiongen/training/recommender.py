@@ -9,7 +9,7 @@ via prepare_model), through the contract's distributed hooks (`build_for`, `netw
   training interaction, the official epoch length; fashiongen.models.bpr.EpochTriples) and trains on its
   contiguous shard, so no Ray Data hand-off sits in the step, one worker trains exactly the in-process `fit`, and
   a resumed run draws what the uninterrupted one would. Images are indexed from an array every worker loads once
-  from the catalogue URI. Each worker reserves train.cpus_per_worker CPUs and runs that many torch threads.
+  from the catalogue URI. Each worker reserves `worker_cpus` CPUs and runs that many torch threads.
 - Loss: the official batch sum. DDP averages gradients over W workers, so each worker's per-sample terms are
   scaled by W: one step follows the gradient of the sum over the global batch (W x batch_size triples) plus the
   CNN weight decay once, i.e. per-sample sum semantics are kept (not divided by W).
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from fashiongen import faults
-from fashiongen.config import Config, RecommenderConfig, from_dict, to_dict
+from fashiongen.config import Config, RecommenderConfig, TrainConfig, from_dict, to_dict
 from fashiongen.data.contract import Catalogue, load_catalogue, read_meta
 from fashiongen.errors import FashiongenError
 from fashiongen.evaluation.auc import held_out, sampled_auc
@@ -147,6 +147,19 @@ def train_loop(config: dict[str, Any]) -> None:
             "optimizer": optimizer.state_dict(), "history": history, "rng": rng_states})
 
 
+def worker_cpus(train: TrainConfig) -> int:
+    """train.cpus_per_worker, or for 0 the CPUs of a one-node Ray split among the workers (1 where there are
+    several nodes, or none alive: a cluster's nodes may still scale, so set it there)."""
+    if train.cpus_per_worker:
+        return train.cpus_per_worker
+    import ray
+
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    if len(nodes) != 1:
+        return 1
+    return max(1, int(nodes[0]["Resources"].get("CPU", 0)) // train.num_workers)
+
+
 def _train_distributed(cfg: Config, catalogue_uri: str, catalogue: Catalogue) -> RecommenderTrainResult:
     from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -154,15 +167,16 @@ def _train_distributed(cfg: Config, catalogue_uri: str, catalogue: Catalogue) ->
     rec = cfg.recommender
     run_name = cfg.train.run_name or default_run_name(catalogue_uri, rec, catalogue.meta["image"])
     output_uri = LakePaths.of(cfg).training_run("recommender", run_name)
+    cpus = worker_cpus(cfg.train)
     log.info("training %s (%s, K=%d) on %s as run %s with %d worker(s) x %d CPU(s)", rec.model, rec.arch, rec.k,
-             catalogue_uri, run_name, cfg.train.num_workers, cfg.train.cpus_per_worker)
+             catalogue_uri, run_name, cfg.train.num_workers, cpus)
     began = time.perf_counter()
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"recommender": to_dict(rec), "catalogue_uri": catalogue_uri, "output_uri": output_uri,
-                           "faults": faults.planned(), "threads": cfg.train.cpus_per_worker},
+                           "faults": faults.planned(), "threads": cpus},
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
-                                     resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
+                                     resources_per_worker={"CPU": cpus}),
         run_config=run_config(cfg.train, run_name),
     )
     result = trainer.fit()

@@ -32,7 +32,7 @@ def test_a_worker_retried_after_a_failure_trains_the_in_process_model_exactly_an
     from fashiongen.models.dvbpr import DVBPR
     from fashiongen.training.recommender import train_recommender
 
-    cfg = _cfg(tmp_path, "recommender.epochs=2", "train.num_workers=1")
+    cfg = _cfg(tmp_path, "recommender.epochs=2", "train.num_workers=1", "train.cpus_per_worker=1")  # 1 thread, as here
     monkeypatch.setenv("FASHIONGEN_FAULTS", "recommender.epoch=1")
     result = train_recommender(cfg, catalogue)
     monkeypatch.delenv("FASHIONGEN_FAULTS")
@@ -53,7 +53,8 @@ def test_a_worker_retried_after_a_failure_trains_the_in_process_model_exactly_an
         assert torch.equal(model.network().state_dict()[name], value), name
     assert torch.equal(model.item_features(), in_process.item_features())
 
-    again = train_recommender(_cfg(tmp_path, "recommender.epochs=3", "train.num_workers=1"), catalogue)
+    again = train_recommender(_cfg(tmp_path, "recommender.epochs=3", "train.num_workers=1", "train.cpus_per_worker=1"),
+                              catalogue)
     assert again.run_name == result.run_name
     assert again.history[-1]["start_epoch"] == 2 and again.epochs == 3  # resumed, one more epoch only
     assert [m["epoch"] for m in again.history] == [0, 1, 2]
@@ -87,3 +88,18 @@ def test_distributed_dvbpr_learns_the_planted_signal(ray_local, catalogue, tmp_p
     model = load_recommender(result.model_uri)
     test = full_auc(model.score, held_out(load_catalogue(catalogue, with_images=False), "test")).mean()
     assert test > 0.62, test
+
+
+def test_workers_take_a_one_node_rays_cpus_unless_told(monkeypatch):
+    import ray
+
+    from fashiongen.config import TrainConfig
+    from fashiongen.training.recommender import worker_cpus
+
+    node = {"Alive": True, "Resources": {"CPU": 8.0}}
+    monkeypatch.setattr(ray, "nodes", lambda: [node, {"Alive": False, "Resources": {"CPU": 64.0}}])
+    assert worker_cpus(TrainConfig(num_workers=2)) == 4  # the one live node's CPUs, split
+    assert worker_cpus(TrainConfig(num_workers=16)) == 1
+    assert worker_cpus(TrainConfig(num_workers=2, cpus_per_worker=3)) == 3  # a set value is taken as it is
+    monkeypatch.setattr(ray, "nodes", lambda: [node, node])
+    assert worker_cpus(TrainConfig(num_workers=1)) == 1  # several nodes (that may scale): set it explicitly
