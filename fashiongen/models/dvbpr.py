@@ -88,10 +88,12 @@ class CountPrior(nn.Module):
 class UserProfiles(nn.Module):
     """θ_u as a content profile of u's training items (not in the paper). Each item's Φ is standardised within its
     category, z_i = (Φ_i − μ_c) / σ_c, and P_u = Σ_{i ∈ I_u} z_i / (n_u + 1) (shrunk toward 0 for few items). The
-    visual score of an image x of category c is w_p · P_u · z_c(Φ(x)): affine in Φ(x), so designs climb it through Φ
+    visual score of an image x of category c is (w ∘ P_u) · z_c(Φ(x)): affine in Φ(x), so designs climb it through Φ
     as they climb θ_u · Φ. Real items are ranked with w_s · log share_u(c) + w_n · log(1 + n_i) added (the count
-    prior's features, its own copy: the network may be trained without one). The three weights are fitted by BPR on
-    training triples with each positive left out of its own profile and counts, as ranking sees held-out items. No
+    prior's features, its own copy: the network may be trained without one). The profile's weight is one per
+    dimension of z (w ∘ P_u; chosen on validation over one scalar: +0.03 taste fidelity, +0.003 AUC), fitted with
+    the prior's two by BPR on training triples with each positive left out of its own profile and counts, as ranking
+    sees held-out items. No
     SGD over users: a user's vector is a mean, which the nightly refresh recomputes in closed form."""
 
     def __init__(self, num_users: int, k: int, num_categories: int, num_items: int):
@@ -104,6 +106,7 @@ class UserProfiles(nn.Module):
         self.register_buffer("log_share", torch.zeros(num_users, num_categories))
         self.register_buffer("log_count", torch.zeros(num_items))
         self.register_buffer("weight", torch.tensor([0.0, 0.0, 1.0]))  # share, count, profile
+        self.register_buffer("dim_weight", torch.ones(k))  # the profile's weight per dimension of z
 
     def standardised(self, phi: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
         return (phi - self.mean[categories]) * self.scale[categories]
@@ -125,15 +128,16 @@ class UserProfiles(nn.Module):
         share, count = (torch.as_tensor(a, device=device) for a in pick_counts(train, item_category, len(self.mean)))
         z = self.standardised(item_phi, cats)
         u, i, j = (torch.as_tensor(a, dtype=torch.long, device=device) for a in triples)
-        left_out = ((self.total[u] - z[i]) * z[i]).sum(1) / self.count[u].clamp(min=1.0)
-        kept = (self.total[u] * z[j]).sum(1) / (self.count[u] + 1.0)
+        left_out = (self.total[u] - z[i]) * z[i] / self.count[u].clamp(min=1.0)[:, None]
+        kept = self.total[u] * z[j] / (self.count[u] + 1.0)[:, None]
         smooth = CountPrior.SMOOTHING
         same = (cats[j] == cats[i]).float()  # j's category share also loses the left-out pick
-        features = torch.stack([
-            torch.log((share[u, cats[i]] - 1.0 + smooth) / (share[u, cats[j]] - same + smooth)),
-            torch.log1p(count[i] - 1.0) - torch.log1p(count[j]),
-            left_out - kept], 1)
-        weight = torch.tensor([1.0, 0.0, 1.0], device=device, requires_grad=True)
+        features = torch.cat([
+            torch.log((share[u, cats[i]] - 1.0 + smooth) / (share[u, cats[j]] - same + smooth))[:, None],
+            (torch.log1p(count[i] - 1.0) - torch.log1p(count[j]))[:, None],
+            left_out - kept], 1)  # the profile's term per dimension: its weights say which of Φ's dimensions carry taste
+        weight = torch.cat([torch.tensor([1.0, 0.0], device=device), torch.ones(len(self.dim_weight), device=device)])
+        weight.requires_grad_(True)
         optimiser = torch.optim.Adam([weight], lr=0.05)
         with torch.enable_grad():
             for _ in range(steps):
@@ -141,7 +145,8 @@ class UserProfiles(nn.Module):
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
-        self.weight.copy_(weight.detach())
+        self.weight.copy_(torch.cat([weight.detach()[:2], torch.ones(1, device=device)]))
+        self.dim_weight.copy_(weight.detach()[2:])
 
     @torch.no_grad()
     def refit(self, users: np.ndarray, train: TrainSet, item_phi: torch.Tensor) -> None:
@@ -167,11 +172,12 @@ class UserProfiles(nn.Module):
                                           / (self.count[index][:, None] + smooth * len(self.mean)))
 
     def vectors(self, users: torch.Tensor) -> torch.Tensor:
-        """w · P_u: (len(users), K)."""
-        return self.weight[2] * self.total[users] / (self.count[users] + 1.0)[:, None]
+        """w ∘ P_u (the weight per dimension, times the profile's global weight of models fitted before it):
+        (len(users), K)."""
+        return self.weight[2] * self.dim_weight * self.total[users] / (self.count[users] + 1.0)[:, None]
 
     def design_vectors(self, users: torch.Tensor, categories: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(v, b) with v · Φ(x) + b = w · P_u · z_c(Φ(x))."""
+        """(v, b) with v · Φ(x) + b = (w ∘ P_u) · z_c(Φ(x))."""
         v = self.vectors(users) * self.scale[categories]
         return v, -(v * self.mean[categories]).sum(1)
 
@@ -471,8 +477,8 @@ class DVBPR(VisualRecommender):
         model = cls(**cfg).build(shape[0], shape[1], tuple(shape[2]), categories)
         model.net.load_state_dict(payload["state"]["net"])
         model.item_phi = payload["state"]["item_phi"].float()
-        if model.profiles is not None:
-            model.profiles.load_state_dict(payload["state"]["profiles"])
+        if model.profiles is not None:  # models saved before the per-dimension weights have none: all ones
+            model.profiles.load_state_dict({"dim_weight": torch.ones(model.k), **payload["state"]["profiles"]})
         model.meta = dict(payload.get("meta") or {})
         model.net.eval()
         return model

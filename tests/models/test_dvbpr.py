@@ -129,11 +129,12 @@ def test_profile_user_model_is_the_shrunk_mean_of_standardised_phi(catalogue, tm
     phi, cats = model.item_features().double().numpy(), catalogue.item_category
     z = _standardised(phi, cats)
     train = TrainSet.from_catalogue(catalogue)
-    weight = float(model.profiles.weight[2])
+    weight = float(model.profiles.weight[2]) * model.profiles.dim_weight.double().numpy()  # one per dimension
+    assert float(model.profiles.weight[2]) == 1.0 and np.ptp(weight) > 0  # fitted per dimension
     expected = np.stack([weight * z[train.items[train.indptr[u]:train.indptr[u + 1]]].sum(0)
                          / (train.indptr[u + 1] - train.indptr[u] + 1) for u in range(catalogue.num_users)])
     np.testing.assert_allclose(model.user_vectors().double().numpy(), expected, rtol=1e-4, atol=1e-5)
-    assert weight > 0  # the planted catalogue's picks follow the image: the fitted profile weight is positive
+    assert weight.mean() > 0  # the planted catalogue's picks follow the image: the profile weighs in positively
 
     # design vectors score an item of category c exactly as the visual part of `score` does
     users = torch.arange(catalogue.num_users)
@@ -159,6 +160,10 @@ def test_profile_user_model_is_the_shrunk_mean_of_standardised_phi(catalogue, tm
     loaded = load_recommender(uri)
     torch.testing.assert_close(loaded.score(users.numpy()), model.score(users.numpy()))
     torch.testing.assert_close(loaded.design_vectors(users, users % 2), model.design_vectors(users, users % 2))
+    payload = torch.load(uri, weights_only=True)  # a model saved before the per-dimension weights loads as all ones
+    del payload["state"]["profiles"]["dim_weight"]
+    torch.save(payload, tmp_path / "before.pt")
+    assert torch.equal(load_recommender(str(tmp_path / "before.pt")).profiles.dim_weight, torch.ones(8))
 
     # the nightly refresh: a user's profile is recomputed from the new interactions, no SGD
     with pytest.raises(NotImplementedError, match="refit_users"):
