@@ -32,7 +32,8 @@ def test_a_worker_retried_after_a_failure_trains_the_in_process_model_exactly_an
     from fashiongen.models.dvbpr import DVBPR
     from fashiongen.training.recommender import train_recommender
 
-    cfg = _cfg(tmp_path, "recommender.epochs=2", "train.num_workers=1", "train.cpus_per_worker=1")  # 1 thread, as here
+    cfg = _cfg(tmp_path, "recommender.epochs=2", "train.num_workers=1", "train.cpus_per_worker=1",  # 1 thread, as here
+               "recommender.dropout=0.5")  # masks drawn from the RNG, which the retry must restore
     monkeypatch.setenv("FASHIONGEN_FAULTS", "recommender.epoch=1")
     result = train_recommender(cfg, catalogue)
     monkeypatch.delenv("FASHIONGEN_FAULTS")
@@ -53,8 +54,8 @@ def test_a_worker_retried_after_a_failure_trains_the_in_process_model_exactly_an
         assert torch.equal(model.network().state_dict()[name], value), name
     assert torch.equal(model.item_features(), in_process.item_features())
 
-    again = train_recommender(_cfg(tmp_path, "recommender.epochs=3", "train.num_workers=1", "train.cpus_per_worker=1"),
-                              catalogue)
+    again = train_recommender(_cfg(tmp_path, "recommender.epochs=3", "train.num_workers=1", "train.cpus_per_worker=1",
+                                   "recommender.dropout=0.5"), catalogue)
     assert again.run_name == result.run_name
     assert again.history[-1]["start_epoch"] == 2 and again.epochs == 3  # resumed, one more epoch only
     assert [m["epoch"] for m in again.history] == [0, 1, 2]
