@@ -4,9 +4,9 @@ batch, in one run (ratios, not absolute figures, are what carry across machines)
     python bench/recommender_speed.py --catalogue lake/catalogue [--cpus 2] [overrides ...]
 
 Rows: in-process `DVBPR.fit` at 1 torch thread (the baseline: the threads a Ray worker ran before
-train.cpus_per_worker) and at --cpus threads, both in the contiguous memory format; Ray Train (`train_recommender`: each worker draws its shard of the
-epoch's triples, DDP averages gradients) with 1 worker x 1 CPU, 1 worker x --cpus CPUs, the same with
-channels-last, and --cpus workers x 1 CPU. The per-epoch triples/s excludes start-up; the wall column includes it
+train.cpus_per_worker) and at --cpus threads, both in the contiguous memory format; Ray Train (`train_recommender`:
+each worker draws its shard of the epoch's triples, DDP averages gradients) with 1 worker x 1 CPU, 1 worker x --cpus
+CPUs, the same with channels-last, and --cpus workers x 1 CPU. The per-epoch triples/s excludes start-up; the wall column includes it
 (Ray Train's controller and worker group, the catalogue load).
 """
 from __future__ import annotations

@@ -93,8 +93,8 @@ class UserProfiles(nn.Module):
     prior's features, its own copy: the network may be trained without one). The profile's weight is one per
     dimension of z (w ∘ P_u; chosen on validation over one scalar: +0.03 taste fidelity, +0.003 AUC), fitted with
     the prior's two by BPR on training triples with each positive left out of its own profile and counts, as ranking
-    sees held-out items. No
-    SGD over users: a user's vector is a mean, which the nightly refresh recomputes in closed form."""
+    sees held-out items. No SGD over users: a user's vector is a mean, which the nightly refresh recomputes in closed
+    form."""
 
     def __init__(self, num_users: int, k: int, num_categories: int, num_items: int):
         super().__init__()
@@ -135,7 +135,7 @@ class UserProfiles(nn.Module):
         features = torch.cat([
             torch.log((share[u, cats[i]] - 1.0 + smooth) / (share[u, cats[j]] - same + smooth))[:, None],
             (torch.log1p(count[i] - 1.0) - torch.log1p(count[j]))[:, None],
-            left_out - kept], 1)  # the profile's term per dimension: its weights say which of Φ's dimensions carry taste
+            left_out - kept], 1)  # the profile's term per dimension: which of Φ's dimensions carry taste
         weight = torch.cat([torch.tensor([1.0, 0.0], device=device), torch.ones(len(self.dim_weight), device=device)])
         weight.requires_grad_(True)
         optimiser = torch.optim.Adam([weight], lr=0.05)
