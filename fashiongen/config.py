@@ -208,6 +208,18 @@ class NightlyConfig:
 
 
 @dataclass(frozen=True)
+class IcebergConfig:
+    """The Iceberg catalog that holds the designs table (`fashiongen.lake.table`). No credentials here: a shared
+    catalog (REST, Glue, Hive, a database) is configured through pyiceberg's own settings."""
+
+    catalog_uri: str = ""  # a SQL catalog's URI (sqlite:///path, postgresql+psycopg2://host/db); empty = the
+    # embedded SQLite under a local lake, and for an s3:// lake pyiceberg's settings of catalog `catalog_name`
+    # (~/.pyiceberg.yaml or PYICEBERG_CATALOG__<NAME>__<KEY> variables: REST, Glue, Hive, SQL)
+    catalog_name: str = "fashiongen"
+    namespace: str = "fashiongen"  # the designs table is <namespace>.designs
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs; one YAML file maps onto it section by section."""
 
@@ -221,6 +233,7 @@ class Config:
     design: DesignConfig = field(default_factory=DesignConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     nightly: NightlyConfig = field(default_factory=NightlyConfig)
+    iceberg: IcebergConfig = field(default_factory=IcebergConfig)
 
 
 # Named recipes per section, applied before the file's values: `recommender.preset=paper` restores the paper's

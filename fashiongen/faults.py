@@ -6,7 +6,9 @@
     FASHIONGEN_FAULTS="generate.before_digests=1"  the designs job raises after writing its rows (also
                                                generate.before_pipeline: before any design is written;
                                                generate.before_publish: after the digests, before the commit;
-                                               generate.after_publish: after the commit)
+                                               generate.after_publish: after the commit;
+                                               lake.before_catalog_commit: inside the commit, once the
+                                               snapshot's manifests and metadata file are written)
     FASHIONGEN_FAULTS="generate.before_publish=kill"  ... or dies there by SIGKILL, as `kill -9` would
 
 Drivers read the variable once (`planned()`) and hand the plan to their Ray workers as plain data, since workers

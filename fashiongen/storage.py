@@ -34,7 +34,7 @@ def is_s3(uri: str) -> bool:
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]*@")
 
 
-def _endpoint() -> str | None:
+def endpoint_url() -> str | None:
     """AWS_ENDPOINT_URL(_S3) without any user:password part: S3 clients sign requests with the AWS credentials,
     and curl would read `KEY:SECRET@host` as a host named KEY (and print it)."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
@@ -46,15 +46,15 @@ def redact(text: str) -> str:
     return _USERINFO.sub(r"\g<scheme>", text)
 
 
-def _region() -> str:
+def region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """(pyarrow filesystem, path inside it) for a URI. Paths carry no scheme."""
     if is_s3(uri):
-        kwargs: dict = {"region": _region()}
-        endpoint = _endpoint()
+        kwargs: dict = {"region": region()}
+        endpoint = endpoint_url()
         if endpoint:
             parsed = urlparse(endpoint)
             kwargs["endpoint_override"] = parsed.netloc or parsed.path
@@ -72,9 +72,9 @@ def fsspec_filesystem(uri: str):
     if is_s3(uri):
         import s3fs
 
-        client_kwargs = {"region_name": _region()}
-        if _endpoint():
-            client_kwargs["endpoint_url"] = _endpoint()
+        client_kwargs = {"region_name": region()}
+        if endpoint_url():
+            client_kwargs["endpoint_url"] = endpoint_url()
         return s3fs.S3FileSystem(client_kwargs=client_kwargs)
     import fsspec
 
@@ -102,9 +102,9 @@ def _bucket(uri: str) -> str:
 
 def _endpoint_label() -> str:
     """The S3 endpoint in use, without any user:password part, for error messages."""
-    endpoint = _endpoint()
+    endpoint = endpoint_url()
     if not endpoint:
-        return f"AWS S3 in {_region()} (no AWS_ENDPOINT_URL set)"
+        return f"AWS S3 in {region()} (no AWS_ENDPOINT_URL set)"
     return f"{redact(endpoint)} (AWS_ENDPOINT_URL)"
 
 

@@ -17,7 +17,8 @@ import pytest
 
 from fashiongen.data.contract import write_catalogue
 from fashiongen.data.images import encode_png
-from fashiongen.lake import DESIGNS_SCHEMA, make_pair_id, publish_run, write_designs
+from fashiongen.config import IcebergConfig
+from fashiongen.lake import DESIGNS_SCHEMA, Lake, make_pair_id, publish_run, write_designs
 
 REPO = Path(__file__).resolve().parent.parent  # the repository root (configs/, README.md, bench/, cluster/)
 FMNIST = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
@@ -189,8 +190,21 @@ def fake_designs(run_date: str, users: list[str], categories=("Dress", "Shirt"),
     return pa.Table.from_pylist(rows, schema=DESIGNS_SCHEMA)
 
 
-def write_complete(lake: str, run_date: str, users: list[str], model_version: str = "m1") -> dict:
-    """A published run of `fake_designs` in two files; returns its manifest."""
+def write_complete(lake: Lake | str, run_date: str, users: list[str], model_version: str = "m1") -> dict:
+    """A published run of `fake_designs` in two files; returns its record (reader.run_info)."""
     write_designs(fake_designs(run_date, users[: len(users) // 2], model_version=model_version), lake, run_date)
     write_designs(fake_designs(run_date, users[len(users) // 2:], model_version=model_version), lake, run_date)
     return publish_run(lake, run_date, model_version=model_version, config={"generation": {"steps": 10}})
+
+
+def lake_at(uri: str, tmp_path: Path) -> Lake:
+    """The lake at `uri`; an s3:// one gets an SQLite Iceberg catalog of its own under tmp_path (as a cluster would
+    name a shared catalog), a local one the embedded default."""
+    return Lake(uri, IcebergConfig(catalog_uri=f"sqlite:///{tmp_path}/iceberg-catalog.db")) \
+        if uri.startswith("s3://") else Lake(uri)
+
+
+def catalog_override(lake: Lake) -> list[str]:
+    """The command-line settings that point a command at `lake`'s catalog."""
+    return [f"lake_uri={lake.uri}"] + ([f"iceberg.catalog_uri={lake.iceberg.catalog_uri}"]
+                                       if lake.iceberg.catalog_uri else [])

@@ -183,7 +183,8 @@ def test_unreachable_s3_names_uri_and_endpoint_never_the_credentials(tmp_path):
     env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "AKIADUMMYKEYID0042",
                 "AWS_SECRET_ACCESS_KEY": "dummy-secret-value-0042", "AWS_REGION": "us-east-1",
                 "AWS_EC2_METADATA_DISABLED": "true"})
-    config = write_yaml(tmp_path / "s3.yaml", "lake_uri: s3://some-bucket/lake\n")
+    config = write_yaml(tmp_path / "s3.yaml", "lake_uri: s3://some-bucket/lake\n"
+                        f"iceberg:\n  catalog_uri: sqlite:///{tmp_path}/catalog.db\n")
     result = run_process([str(CONSOLE_SCRIPT), "lake", "--config", config, "runs"], cwd=tmp_path, env=env)
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
@@ -194,7 +195,8 @@ def test_unreachable_s3_names_uri_and_endpoint_never_the_credentials(tmp_path):
 
 
 def test_missing_bucket_is_named(s3_server, tmp_path, capsys):
-    config = write_yaml(tmp_path / "s3.yaml", "lake_uri: s3://no-such-bucket/lake\n")
+    config = write_yaml(tmp_path / "s3.yaml", "lake_uri: s3://no-such-bucket/lake\n"
+                        f"iceberg:\n  catalog_uri: sqlite:///{tmp_path}/catalog.db\n")
     code, out, err = run_cli(capsys, "lake", "--config", config, "runs")
     assert code == 2 and out == ""
     assert f"bucket 'no-such-bucket' does not exist at {s3_server}" in err and "create it or fix the URI" in err
@@ -202,4 +204,4 @@ def test_missing_bucket_is_named(s3_server, tmp_path, capsys):
 
 def test_lake_action_comes_before_overrides(tmp_path, capsys):
     code, out, _ = run_cli(capsys, "lake", "runs", f"lake_uri={tmp_path / 'lake'}")
-    assert code == 0 and f"no complete runs in {tmp_path / 'lake'}" in out
+    assert code == 0 and f"no published runs in fashiongen.designs of {tmp_path / 'lake'}" in out

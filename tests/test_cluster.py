@@ -158,7 +158,7 @@ def test_dockerfile_matches_the_project_pins():
     assert "UNVERIFIED" in text
     pins = {d.split("==")[0]: d.split("==")[1] for d in PYPROJECT["project"]["dependencies"] if "==" in d}
     assert f"torch=={pins['torch']}" in text and f"torchvision=={pins['torchvision']}" in text
-    assert re.search(r"^RUN pip install --no-cache-dir \. ", text, re.M)
+    assert re.search(r'^RUN pip install --no-cache-dir "\.\[glue\]" ', text, re.M)  # the Glue catalog's client too
     workdirs = re.findall(r"^WORKDIR (\S+)$", text, re.M)
     assert workdirs[-1] == "/home/ray/app"
     for folder in ("jobs", "configs"):
@@ -171,6 +171,8 @@ def check_ray_cluster_spec(spec: dict, where: str) -> None:
     assert spec["rayVersion"] == ray_pin(), where
     assert spec["enableInTreeAutoscaling"] is True, f"{where}: GPU workers must scale from 0"
     head = spec["headGroupSpec"]
+    env = {e["name"]: e.get("value") for c in head["template"]["spec"]["containers"] for e in c.get("env", [])}
+    assert env.get("PYICEBERG_CATALOG__FASHIONGEN__TYPE") == "glue", f"{where}: the head commits to the table's catalog"
     assert head["rayStartParams"]["num-cpus"] == "0", f"{where}: the head must not run tasks"
     pod_specs = [head["template"]["spec"]] + [g["template"]["spec"] for g in spec["workerGroupSpecs"]]
     assert all(p["serviceAccountName"] == RAY_SERVICE_ACCOUNT for p in pod_specs), f"{where}: IRSA service account"

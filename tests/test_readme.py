@@ -1,5 +1,5 @@
-"""README "Reading the lake": its recipes run as written against a small published lake (local and moto S3), read
-complete runs only, and its DDL lists exactly DESIGNS_SCHEMA's columns with matching types."""
+"""README "Reading the lake": its recipes run as written against a small published lake (local, and moto S3 with
+pyiceberg's own catalog settings), read published runs only, and its column table is DESIGNS_SCHEMA."""
 from __future__ import annotations
 
 import re
@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from fashiongen import cli
-from fashiongen.lake import DESIGNS_SCHEMA, write_designs
+from fashiongen.lake import DESIGNS_SCHEMA, Lake, write_designs
 from fixtures import fake_designs, write_complete
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -36,41 +36,41 @@ def code_blocks(text: str, language: str) -> list[str]:
 
 
 def run_python(block: str, lake: str) -> dict:
-    """Run a recipe with its `lake = "lake"` pointed at `lake` (the recipes name the local default)."""
-    assert 'lake = "lake"' in block, "recipes start from the default lake folder"
+    """Run a recipe with its `Lake("lake")` pointed at `lake` (the recipes name the local default)."""
+    assert 'lake = Lake("lake")' in block, "recipes start from the default lake folder"
     namespace: dict = {}
-    exec(compile(block.replace('lake = "lake"', f"lake = {lake!r}", 1), str(README), "exec"), namespace)
+    exec(compile(block.replace('Lake("lake")', f"Lake({lake!r})", 1), str(README), "exec"), namespace)
     return namespace
 
 
 @pytest.fixture(params=["local", "s3"])
 def lake(request, tmp_path, monkeypatch) -> str:
-    """Two complete runs and one unfinished date; the working directory holds the local lake as `lake/`."""
+    """Two published runs and one unfinished date; the working directory holds the local lake as `lake/`. On S3
+    the catalog comes from pyiceberg's own settings (environment variables), as the README says."""
     monkeypatch.chdir(tmp_path)
     uri = "lake"
     if request.param == "s3":
         request.getfixturevalue("s3_server")
         uri = f"s3://lake/readme-{uuid.uuid4().hex[:12]}"
-    write_complete(uri, D1, USERS[:1])
-    write_complete(uri, D2, USERS)
-    write_designs(fake_designs(PARTIAL, USERS), uri, PARTIAL)
+        monkeypatch.setenv("PYICEBERG_CATALOG__FASHIONGEN__TYPE", "sql")
+        monkeypatch.setenv("PYICEBERG_CATALOG__FASHIONGEN__URI", f"sqlite:///{tmp_path}/catalog.db")
+    write_complete(Lake(uri), D1, USERS)
+    write_complete(Lake(uri), D2, USERS)
+    write_designs(fake_designs(PARTIAL, USERS), Lake(uri), PARTIAL)
     return uri
 
 
-def test_duckdb_recipes(lake, capsys):
-    recipes = subsections()["DuckDB"]
-    (python,) = code_blocks(recipes, "python")
-    con = run_python(python, lake)["con"]
-    assert "2026-08-19" in capsys.readouterr().out  # .show() printed the aggregate
-    assert con.sql("SELECT DISTINCT run_date FROM designs ORDER BY 1").fetchall() == [(D1,), (D2,)]
-    if lake.startswith("s3://"):
-        return  # the plain-SQL recipe is for a local lake (the CLI needs httpfs for S3)
-    import duckdb
-
-    (sql,) = code_blocks(recipes, "sql")
-    rows = duckdb.connect().sql(sql).fetchall()
-    assert [(r[0], r[1], r[2]) for r in rows] == [(D1, "Dress", 2), (D1, "Shirt", 2), (D2, "Dress", 4),
-                                                  (D2, "Shirt", 4)]
+def test_pyiceberg_recipe(lake):
+    (python,) = code_blocks(subsections()["pyiceberg"], "python")
+    namespace = run_python(python, lake)
+    assert namespace["latest"].num_rows == 8  # D2: 2 users x 2 categories x 2 ranks
+    history = namespace["history"]
+    assert sorted(set(history.column("run_date").to_pylist())) == [D1, D2] and history.num_rows == 16
+    yesterday = namespace["yesterday"]
+    assert set(yesterday.column("user_id").to_pylist()) == {"u000042"} and yesterday.num_rows == 4
+    assert set(yesterday.column("run_date").to_pylist()) == {D1}
+    assert set(namespace["as_it_was"].column("run_date").to_pylist()) == {D1}  # before D2 was committed
+    assert namespace["record"]["rows"] == 8 and namespace["record"]["model_version"] == "m1"
 
 
 def test_polars_recipe(lake):
@@ -80,16 +80,14 @@ def test_polars_recipe(lake):
     namespace = run_python(python, lake)
     assert namespace["designs"].select(pl.col("run_date").unique().sort()).collect()["run_date"].to_list() == [D1, D2]
     mine = namespace["mine"]
-    assert set(mine["user_id"]) == {"u000042"} and mine.height == 4 and mine["run_date"].dtype == pl.String
+    assert set(mine["user_id"]) == {"u000042"} and mine.height == 8 and mine["run_date"].dtype == pl.String
 
 
-def test_pyarrow_recipe(lake):
-    (python,) = code_blocks(subsections()["pyarrow"], "python")
-    namespace = run_python(python, lake)
-    assert namespace["latest"].num_rows == 8  # D2: 2 users x 2 categories x 2 ranks
-    history = namespace["history"]
-    assert history.schema.field("run_date").type == pa.string()
-    assert sorted(set(history.column("run_date").to_pylist())) == [D1, D2] and history.num_rows == 12
+def test_duckdb_recipe(lake, capsys):
+    (python,) = code_blocks(subsections()["DuckDB"], "python")
+    con = run_python(python, lake)["con"]
+    assert "2026-08-19" in capsys.readouterr().out  # .show() printed the aggregate
+    assert con.sql("SELECT DISTINCT run_date FROM designs ORDER BY 1").fetchall() == [(D1,), (D2,)]
 
 
 def test_lake_command_examples(lake, capsys):
@@ -104,41 +102,14 @@ def test_lake_command_examples(lake, capsys):
         assert cli.main([*argv[1:], "--config", str(config)]) == 0, argv
     out = capsys.readouterr().out
     assert f"| {D2} | 8 | 4 | m1 |" in out and PARTIAL not in out
-    assert "designs of u000042 (run 2026-08-20, model m1)" in out
+    assert "designs of u000042 (run 2026-08-20, model m1)" in out and "migrated 0 run(s)" in out
 
 
-# --- DDL -------------------------------------------------------------------------------------------------------
-
-HIVE_TYPES = {pa.string(): "string", pa.int32(): "int", pa.float32(): "float", pa.binary(): "binary"}
-TRINO_TYPES = {pa.string(): "varchar", pa.int32(): "integer", pa.float32(): "real", pa.binary(): "varbinary"}
-
-
-def engine_type(typ: pa.DataType, names: dict, array: str) -> str:
-    if pa.types.is_list(typ):
-        return array.format(engine_type(typ.value_type, names, array))
-    return names[typ]
-
-
-def ddl_columns(block: str) -> list[tuple[str, str]]:
-    body = re.search(r"CREATE (?:EXTERNAL )?TABLE \S+ \((.*?)\n\)", block, flags=re.DOTALL).group(1)
-    return [tuple(line.strip().rstrip(",").split(" ", 1)) for line in body.strip().splitlines()]
-
-
-def test_hive_ddl_matches_the_schema():
-    blocks = [b for b in code_blocks(subsections()["Spark, Athena and Trino"], "sql") if "CREATE EXTERNAL TABLE" in b]
-    (block,) = blocks
-    expected = [(f.name, engine_type(f.type, HIVE_TYPES, "array<{}>")) for f in DESIGNS_SCHEMA if f.name != "run_date"]
-    assert ddl_columns(block) == expected
-    assert "PARTITIONED BY (run_date string)" in block and "STORED AS PARQUET" in block
-    assert re.search(r"LOCATION 's3://[^']+/designs/'", block)
-
-
-def test_trino_ddl_matches_the_schema():
-    (block,) = [b for b in code_blocks(subsections()["Spark, Athena and Trino"], "sql") if "external_location" in b]
-    data = [(f.name, engine_type(f.type, TRINO_TYPES, "array({})")) for f in DESIGNS_SCHEMA if f.name != "run_date"]
-    assert ddl_columns(block) == [*data, ("run_date", "varchar")]  # Trino: partition columns last
-    assert "partitioned_by = ARRAY['run_date']" in block and "format = 'PARQUET'" in block
-    assert re.search(r"external_location = 's3://[^']+/designs/'", block)
+def test_engine_recipes_name_the_table_the_jobs_commit_to():
+    sql = "\n".join(code_blocks(subsections()["Spark, Athena and Trino"], "sql"))
+    assert Lake("lake").table_name == "fashiongen.designs"
+    assert sql.count("fashiongen.designs") >= 4 and "register_table" in sql
+    assert re.search(r"table_location => 's3://[^']+/designs'", sql)
 
 
 def test_column_table_matches_the_schema():

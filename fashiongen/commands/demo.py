@@ -36,6 +36,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     from fashiongen.generation.job import run_generation
     from fashiongen.lake import layout, reader
     from fashiongen.lake.paths import LakePaths
+    from fashiongen.lake.table import Lake
     from fashiongen.report.page import write_report
     from fashiongen.runtime import RAY_LOGS, ensure_ray
 
@@ -84,7 +85,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     step += 1
     print(f"\n=== [{step}/{steps}] contact sheets: fashiongen lake sheet --user <id> ===", flush=True)
     t0 = time.perf_counter()
-    designed = reader.read_run(cfg.lake_uri, cfg.run_date, columns=["user_id"]).column("user_id")
+    designed = reader.read_run(Lake.of(cfg), cfg.run_date, columns=["user_id"]).column("user_id")
     sheets = []
     for user in sorted(set(designed.to_pylist()))[:args.sheets]:
         parsed = parser.parse_args(["lake", "sheet", "--user", user, "--run-date", cfg.run_date])
@@ -109,7 +110,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     print("\n## Designs\n")
     print(summary.to_markdown())
     print("\n## Where things are\n")
-    print(f"- designs (Parquet, Hive-partitioned): {paths.run(cfg.run_date)}")
+    print(f"- designs: the Iceberg table {Lake.of(cfg).run_label(cfg.run_date)} at {paths.designs()}")
     print("- query them: `fashiongen lake runs`, `fashiongen lake show --user <id>`; see the README's 'Reading the lake'")
     for user, out in sheets:
         print(f"- contact sheet of {user}: {out}")

@@ -1,54 +1,75 @@
-"""`fashiongen lake`: read the designs lake as a user would — complete runs, one user's designs, a contact sheet.
+"""`fashiongen lake`: read the designs table as a user would — published runs, one user's designs, a contact sheet —
+and import a lake written before the Iceberg table.
 
     fashiongen lake runs
     fashiongen lake show --user u000042 [--run-date 2026-11-26]
     fashiongen lake sheet --user u000042 [--out sheet.png]
+    fashiongen lake migrate
 """
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from fashiongen.config import Config
 from fashiongen.errors import FashiongenError
 
+if TYPE_CHECKING:
+    from fashiongen.lake.table import Lake
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["runs", "show", "sheet"], help="what to read")
+    parser.add_argument("action", choices=["runs", "show", "sheet", "migrate"], help="what to do")
     parser.add_argument("--user", default=None, help="user_id (show, sheet)")
-    parser.add_argument("--run-date", default=None, help="a complete run's date (default: the latest)")
+    parser.add_argument("--run-date", default=None, help="a published run's date (default: the latest)")
     parser.add_argument("--out", default=None, help="sheet: output PNG path or URI (default: <lake>/pictures/...)")
 
 
-def _runs(lake_uri: str) -> int:
-    from fashiongen.lake import reader
+def _runs(lake: "Lake") -> int:
+    from fashiongen.lake import migrate, reader
 
-    dates = reader.list_complete_runs(lake_uri)
+    dates = reader.list_complete_runs(lake)
+    pending = migrate.pending_migration(lake)
     if not dates:
-        print(f"no complete runs in {lake_uri} (run `fashiongen generate` first)")
+        print(f"no published runs in {lake.table_name} of {lake.uri} (run `fashiongen generate` first)")
     else:
-        print("| run_date | rows | pairs | model_version | created_at |\n|---|---|---|---|---|")
+        print(f"table {lake.table_name}\n\n| run_date | rows | pairs | model_version | created_at | snapshot |\n"
+              "|---|---|---|---|---|---|")
     for date in dates:
-        m = reader.read_manifest(lake_uri, date)
-        print(f"| {date} | {m['rows']} | {m['pairs']} | {m['model_version']} | {m['created_at']} |")
-    for name, why in reader.foreign_runs(lake_uri).items():
+        r = reader.run_info(lake, date)
+        print(f"| {date} | {r['rows']} | {r['pairs']} | {r['model_version']} | {r['created_at']} | "
+              f"{r['snapshot_id']} |")
+    if pending:
+        print(f"{len(pending)} run(s) in the Hive layout are not in the table ({', '.join(pending[:3])}"
+              f"{', ...' if len(pending) > 3 else ''}): import them with `fashiongen lake migrate`")
+    return 0
+
+
+def _migrate(lake: "Lake") -> int:
+    from fashiongen.lake import migrate
+
+    report = migrate.migrate(lake)
+    print(f"migrated {len(report.migrated)} run(s) into {lake.table_name}: {', '.join(report.migrated) or 'none'}; "
+          f"already in the table: {len(report.already)}")
+    for name, why in report.skipped.items():
         print(f"skipped designs/{name}: {why}")
     return 0
 
 
-def _user_rows(lake_uri: str, user: str | None, run_date: str | None):
+def _user_rows(lake: "Lake", user: str | None, run_date: str | None):
     from fashiongen.lake import reader
 
     if not user:
         raise FashiongenError("--user is required for this action (e.g. --user u000042)")
-    table = reader.designs_for_user(lake_uri, user, run_date)
+    table = reader.designs_for_user(lake, user, run_date)
     if table.num_rows == 0:
-        raise FashiongenError(f"no designs for user {user!r} in run {run_date or 'latest'} of {lake_uri} "
+        raise FashiongenError(f"no designs for user {user!r} in run {run_date or 'latest'} of {lake.uri} "
                               "(check the id with `fashiongen lake runs` and the generation summary)")
     return table.sort_by([("category", "ascending"), ("rank", "ascending")])
 
 
-def _show(lake_uri: str, user: str | None, run_date: str | None) -> int:
-    rows = _user_rows(lake_uri, user, run_date).to_pylist()
+def _show(lake: "Lake", user: str | None, run_date: str | None) -> int:
+    rows = _user_rows(lake, user, run_date).to_pylist()
     print(f"designs of {user} (run {rows[0]['run_date']}, model {rows[0]['model_version']})")
     print("| category | rank | score | realism | lift | oracle | best real items (score) |\n|---|---|---|---|---|---|---|")
     for r in rows:
@@ -69,7 +90,9 @@ def _sheet(cfg: Config, user: str | None, run_date: str | None, out: str | None)
     from fashiongen.generation.pictures import SheetRow, contact_sheet, save_png
     from fashiongen.lake.paths import LakePaths
 
-    rows = _user_rows(cfg.lake_uri, user, run_date)
+    from fashiongen.lake.table import Lake
+
+    rows = _user_rows(Lake.of(cfg), user, run_date)
     wanted = sorted({i for ids in rows.column("dataset_top_item_ids").to_pylist() for i in ids})
     items = storage.read_table(storage.join(cfg.data.catalogue_uri, "items.parquet"), columns=["item_id", "image_png"])
     items = items.filter(pc.is_in(items.column("item_id"), value_set=pa.array(wanted, pa.string())))
@@ -98,8 +121,12 @@ def _sheet(cfg: Config, user: str | None, run_date: str | None, out: str | None)
 
 
 def run(cfg: Config, args: argparse.Namespace) -> int:
+    from fashiongen.lake.table import Lake
+
     if args.action == "runs":
-        return _runs(cfg.lake_uri)
+        return _runs(Lake.of(cfg))
+    if args.action == "migrate":
+        return _migrate(Lake.of(cfg))
     if args.action == "show":
-        return _show(cfg.lake_uri, args.user, args.run_date)
+        return _show(Lake.of(cfg), args.user, args.run_date)
     return _sheet(cfg, args.user, args.run_date, args.out)

@@ -11,10 +11,11 @@ writes designs to the lake. Safe to rerun nightly.
 2. Fan-out. `read_parquet(pairs)` -> `map_batches(DesignActor, compute=ActorPoolStrategy(size=n))`: models are
    loaded once per actor, one actor per GPU when the cluster has GPUs, else CPU actors ->
    `map_batches(encode_designs)` as CPU tasks, so PNG encoding never holds a GPU actor ->
-   `write_parquet(<lake>/designs/run_date=D/)` in files of about `generation.rows_per_file` rows.
+   `write_parquet` into the attempt's folder of the designs table, in files of about `generation.rows_per_file` rows.
 3. Nightly semantics. Ray Data checkpointing on `pair_id`: a rerun after a crash computes only the pairs not yet
-   written. `publish_run` checks exactly one row per (pair, rank) and writes the `_SUCCESS` manifest last;
-   readers list only runs with a manifest. A completed date is a no-op unless `force`.
+   written. `publish_run` checks exactly one row per (pair, rank) and commits the date as one snapshot of the
+   Iceberg table: readers never see a partial run. A published date is a no-op unless `force`, which replaces the
+   date in one snapshot.
 4. Failures. A pair the engine cannot design (unknown user or category, non-finite vector) is written with its
    reason to `_work/.../failures/`, counted in the summary, and the rest of the run still publishes.
 """
@@ -36,6 +37,7 @@ from fashiongen.generation.progress import PROGRESS_SECONDS, ProgressCounter, Pr
 from fashiongen.generation.summary import FAILURES_DIR, RunSummary, load_summary, save_summary, summarise
 from fashiongen.lake import layout, publish
 from fashiongen.lake.paths import LakePaths
+from fashiongen.lake.table import Lake
 from fashiongen.runtime import ensure_ray
 
 log = logging.getLogger(__name__)
@@ -129,14 +131,15 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     from fashiongen.models.contract import load_generator, load_recommender
 
     run_date = layout.validate_run_date(cfg.run_date or layout.today_utc())
-    paths = LakePaths.of(cfg)
-    if publish.run_status(cfg.lake_uri, run_date) == publish.RunStatus.COMPLETE and not force:
-        log.info("designs for %s are already published at %s: nothing to do (force=true recomputes)",
-                 run_date, paths.run(run_date))
+    paths, lake = LakePaths.of(cfg), Lake.of(cfg)
+    table_at = lake.run_label(run_date)
+    if publish.run_status(lake, run_date) == publish.RunStatus.COMPLETE and not force:
+        log.info("designs for %s are already published in %s: nothing to do (force=true recomputes)",
+                 run_date, table_at)
         saved = load_summary(cfg, run_date)
         if saved is not None:
             return dataclasses.replace(saved, action="skip", pairs_this_attempt=0, seconds=0.0)
-        summary = summarise(RunSummary(run_date=run_date, action="skip", run_uri=paths.run(run_date)), cfg, run_date)
+        summary = summarise(RunSummary(run_date=run_date, action="skip", run_uri=table_at), cfg, run_date)
         save_summary(cfg, summary)
         return summary
     # Every input is loaded and checked before the lake is touched: a bad checkpoint never costs a published run.
@@ -159,10 +162,9 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     listed, dropped = read_id_list(cfg.generation.pairs_uri, ["user_id", "category"]) \
         if cfg.generation.pairs_uri else (None, 0)
     ensure_ray(ray_address)
-    plan = publish.prepare_run(cfg.lake_uri, run_date, force=force)
-    summary = RunSummary(run_date=run_date, action=plan.action, run_uri=plan.run_uri)
-    if plan.action == "start":
-        storage.delete(paths.work(run_date))
+    lake.create_table()  # a catalog that cannot hold the table fails here, before any design is computed
+    plan = publish.prepare_run(lake, run_date, force=force)
+    summary = RunSummary(run_date=run_date, action=plan.action, run_uri=table_at)
     if listed is not None:
         users = listed.group_by("user_id", use_threads=False).aggregate([])
         why = f"pairs listed in {cfg.generation.pairs_uri}" + (f" ({dropped} duplicate rows dropped)" if dropped else "")
@@ -184,7 +186,7 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     pairs_total = pq_rows(pairs_uri)
     faults.fail_at(plan_faults, "generate.before_pipeline")
     started = time.perf_counter()
-    before = publish.dedupe_check(cfg.lake_uri, run_date, exclude=plan.superseded).pairs
+    before = publish.dedupe_check(lake, run_date).pairs
     counter = ray.remote(num_cpus=0)(ProgressCounter).remote()
     try:
         designs = ray.data.read_parquet(pairs_path, filesystem=pairs_fs, ray_remote_args={"num_cpus": LIGHT_CPUS}) \
@@ -210,14 +212,13 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
         ray.kill(counter)
     summary.seconds = time.perf_counter() - started
     summary.pairs_total = pairs_total
-    summary.pairs_this_attempt = publish.dedupe_check(cfg.lake_uri, run_date, exclude=plan.superseded).pairs - before
+    summary.pairs_this_attempt = publish.dedupe_check(lake, run_date).pairs - before
     faults.fail_at(plan_faults, "generate.before_digests")
-    digests_uri = write_digests(paths, run_date, designed_digests(previous_digests(cfg.lake_uri, run_date), digests,
-                                                                  users))
+    digests_uri = write_digests(paths, run_date, designed_digests(previous_digests(lake, run_date), digests, users))
     faults.fail_at(plan_faults, "generate.before_publish")
-    publish.publish_run(cfg.lake_uri, run_date, model_version=model_version, config=cfg,
-                        attachments={DIGESTS_ATTACHMENT: digests_uri}, replacing=plan.superseded,
-                        properties=properties)
+    publish.publish_run(lake, run_date, model_version=model_version, config=cfg,
+                        attachments={DIGESTS_ATTACHMENT: digests_uri}, replace=plan.previous_status ==
+                        publish.RunStatus.COMPLETE, properties=properties)
     for name in storage.list_files(paths.run_state(run_date)):  # digests of replaced or abandoned attempts
         if storage.join(paths.run_state(run_date), name) != digests_uri:
             storage.delete(storage.join(paths.run_state(run_date), name))
@@ -230,7 +231,7 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
 def write_digests(paths: LakePaths, run_date: str, table) -> str:
     """The user digests incremental runs compare against are part of the run's commit: written before it under a
     content-derived name (a published run's file is never overwritten, even by a `--force` being computed), then
-    named with its checksum in the manifest, so a run is published with its digests or not at all."""
+    named with its checksum in the run's snapshot, so a run is published with its digests or not at all."""
     import io
 
     import pyarrow.parquet as pq

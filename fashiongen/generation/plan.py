@@ -16,10 +16,11 @@ from fashiongen.config import Config
 from fashiongen.errors import FashiongenError
 from fashiongen.lake import layout, reader
 from fashiongen.lake.paths import LakePaths
+from fashiongen.lake.table import Lake
 
 log = logging.getLogger(__name__)
 PAIRS_SCHEMA = pa.schema([("pair_id", pa.string()), ("user_id", pa.string()), ("category", pa.string())])
-DIGESTS_ATTACHMENT = "user_digests"  # its name among a published run's manifest attachments
+DIGESTS_ATTACHMENT = "user_digests"  # its name among a published run's attachments
 
 
 class GenerationError(FashiongenError, RuntimeError):
@@ -57,14 +58,14 @@ def read_id_list(uri: str, columns: list[str]) -> tuple[pa.Table, int]:
     return distinct.select(columns), dropped
 
 
-def previous_digests(lake_uri: str, run_date: str) -> pa.Table | None:
+def previous_digests(lake: Lake | str, run_date: str) -> pa.Table | None:
     """The user digests committed with the latest published run before `run_date`, checked against the checksum
-    its manifest holds (None when no earlier run was published). A run published before digests were part of the
+    its snapshot holds (None when no earlier run was published). A run published before digests were part of the
     commit (no attachment) is passed over with a warning, so its users are compared with an older run."""
-    for date in reversed(reader.list_complete_runs(lake_uri)):
+    for date in reversed(reader.list_complete_runs(lake)):
         if date >= run_date:
             continue
-        table = reader.read_attachment(lake_uri, date, DIGESTS_ATTACHMENT)
+        table = reader.read_attachment(lake, date, DIGESTS_ATTACHMENT)
         if table is not None:
             return table
         log.warning("designs run %s has no committed user digests (published by an older fashiongen); "
@@ -99,7 +100,7 @@ def _selected_users(cfg: Config, run_date: str, digests: pa.Table) -> tuple[pa.T
         users, dropped = read_id_list(g.users_uri, ["user_id"])
         return users, f"users listed in {g.users_uri}" + (f" ({dropped} duplicate rows dropped)" if dropped else "")
     if g.incremental:
-        before = previous_digests(cfg.lake_uri, run_date)
+        before = previous_digests(Lake.of(cfg), run_date)
         if before is None:
             return digests.select(["user_id"]), "incremental, but no earlier published run: all users"
         joined = digests.join(before, "user_id", join_type="left outer", right_suffix="_before")

@@ -17,6 +17,7 @@ from fashiongen.evaluation.judges import compare, format_verdicts
 from fashiongen.evaluation.realism import format_realism
 from fashiongen.lake import reader
 from fashiongen.lake.paths import LakePaths
+from fashiongen.lake.table import Lake
 
 FAILURES_DIR = "failures"
 
@@ -39,7 +40,7 @@ class RunSummary:
     oracle_lift: dict[str, float] = field(default_factory=dict)
     verdicts: dict[str, dict[str, float]] = field(default_factory=dict)  # judge -> judges.compare of its lifts
     realism: dict = field(default_factory=dict)  # fashiongen.evaluation.realism.design_realism of a sample
-    manifest: dict = field(default_factory=dict)
+    record: dict = field(default_factory=dict)  # the run's snapshot record (reader.run_info)
 
     def to_json(self) -> bytes:
         """Strict JSON (non-finite numbers as null), what `save_summary` writes beside the run's report."""
@@ -175,7 +176,7 @@ def judge_verdicts(run: pa.Table) -> dict[str, dict[str, float]]:
 
 
 def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
-    run = reader.read_run(cfg.lake_uri, run_date, columns=SUMMARY_COLUMNS)  # not the images: driver memory stays flat
+    run = reader.read_run(Lake.of(cfg), run_date, columns=SUMMARY_COLUMNS)  # not the images: driver memory stays flat
     best = run.filter(pc.equal(run.column("rank"), 1))
     done = set(run.column("pair_id").to_pylist())
     failed = _failures(cfg, run_date, done)
@@ -199,7 +200,7 @@ def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
     summary.verdicts = judge_verdicts(run) if run.num_rows else {}
     if cfg.generation.realism_sample and run.num_rows:
         summary.realism = run_realism(cfg, run_date)
-    summary.manifest = reader.read_manifest(cfg.lake_uri, run_date)
+    summary.record = reader.run_info(Lake.of(cfg), run_date)
     return summary
 
 
@@ -212,11 +213,12 @@ def run_realism(cfg: Config, run_date: str) -> dict:
     from fashiongen.generation.engine import category_mapping
     from fashiongen.models.contract import load_generator
     from fashiongen.training.classifier import ensure_classifier
+    from pyiceberg.expressions import EqualTo
 
     paths = LakePaths.of(cfg)
     images, categories = [], []
-    for batch in reader.scan_run(cfg.lake_uri, run_date, columns=["category", "image_png"],
-                                 filter=pc.field("rank") == 1):
+    for batch in reader.scan_run(Lake.of(cfg), run_date, columns=["category", "image_png"],
+                                 row_filter=EqualTo("rank", 1)):
         images += [decode_image(png) for png in batch.column("image_png").to_pylist()]
         categories += batch.column("category").to_pylist()
         if len(images) >= cfg.generation.realism_sample:

@@ -2,7 +2,7 @@
 
     paths = LakePaths.of(cfg)              # honours the config's explicit URIs (recommender.model_uri, ...)
     paths.recommender_model("dvbpr")       # <lake>/models/recommender/dvbpr.pt
-    paths.run("2026-08-20")                # <lake>/designs/run_date=2026-08-20
+    paths.attempt("2026-08-20", "a1b2")    # <lake>/designs/data/run_date=2026-08-20/attempt-a1b2
 
 The tree:
 
@@ -14,7 +14,11 @@ The tree:
     <lake>/evaluation/nightly/run_date=D/                     nightly report and quarantine
     <lake>/export/recommender/<model_version>/                `fashiongen export`
     <lake>/landing/interactions/date=D/                       interactions landed for the nightly run
-    <lake>/designs/run_date=D/*.parquet, _SUCCESS             the designs table and its run manifest
+    <lake>/designs/metadata/                                  the designs Iceberg table's metadata (`table`)
+    <lake>/designs/data/run_date=D/attempt-<id>/*.parquet     its data files: one folder per attempt at a date,
+                                                              part of the table once `publish_run` commits it
+    <lake>/designs/run_date=D/*.parquet, _SUCCESS             a Hive-layout run (before Iceberg): `lake migrate`
+    <lake>/_catalog/iceberg.db                                the embedded Iceberg catalog of a local lake
     <lake>/images/run_date=D/<h[:2]>/<h>.png                  optional PNG objects (h = design_key)
     <lake>/_checkpoints/designs/run_date=D/                   Ray Data checkpoint of a run
     <lake>/_work/designs/run_date=D/                          a run's pairs and failures (rebuilt by a fresh start)
@@ -38,7 +42,8 @@ if TYPE_CHECKING:
     from fashiongen.config import Config
 
 DESIGNS_DIR = "designs"
-MANIFEST_NAME = "_SUCCESS"
+LEGACY_MANIFEST = "_SUCCESS"  # the Hive layout's run manifest, read only by `lake migrate`
+ATTEMPT_PREFIX = "attempt-"
 
 
 def _run_partition(run_date: str) -> str:
@@ -114,14 +119,27 @@ class LakePaths:
 
     # ------------------------------------------------------------------ the designs table
     def designs(self) -> str:
+        """The designs table's location (its metadata/ and data/ folders)."""
         return self._at(DESIGNS_DIR)
 
-    def run(self, run_date: str) -> str:
-        """The prefix holding one run's Parquet files and its manifest."""
+    def iceberg_catalog(self) -> str:
+        """The embedded SQLite Iceberg catalog of a local lake."""
+        return self._at("_catalog", "iceberg.db")
+
+    def run_data(self, run_date: str) -> str:
+        """The folder of one date's data files, every attempt's."""
+        return self._at(DESIGNS_DIR, "data", _run_partition(run_date))
+
+    def attempt(self, run_date: str, attempt_id: str) -> str:
+        """Where one attempt at a date writes its data files (`publish.prepare_run` names the attempt)."""
+        return storage.join(self.run_data(run_date), f"{ATTEMPT_PREFIX}{attempt_id}")
+
+    def legacy_run(self, run_date: str) -> str:
+        """A Hive-layout run's prefix (before the Iceberg table)."""
         return self._at(DESIGNS_DIR, _run_partition(run_date))
 
-    def manifest(self, run_date: str) -> str:
-        return storage.join(self.run(run_date), MANIFEST_NAME)
+    def legacy_manifest(self, run_date: str) -> str:
+        return storage.join(self.legacy_run(run_date), LEGACY_MANIFEST)
 
     def checkpoint(self, run_date: str) -> str:
         """Ray Data checkpoint prefix of one run (outside designs/ so no reader ever scans it)."""
@@ -132,7 +150,7 @@ class LakePaths:
         return self._at("_work", DESIGNS_DIR, _run_partition(run_date), *parts)
 
     def run_state(self, run_date: str, *parts: str) -> str:
-        """Files committed with a run through its manifest (content-named, never rewritten): its user digests."""
+        """Files committed with a run through its snapshot (content-named, never rewritten): its user digests."""
         return self._at("_state", DESIGNS_DIR, _run_partition(run_date), *parts)
 
     def images_run(self, run_date: str) -> str:

@@ -1,15 +1,22 @@
-"""Run lifecycle of the nightly designs output: prepare, write, verify, commit.
+"""Run lifecycle of the designs table: prepare, stage, verify, commit one Iceberg snapshot per run date.
 
-    plan = prepare_run(lake_uri, run_date, force=False)
+    plan = prepare_run(lake, run_date, force=False)
     if plan.action == "skip": exit 0                    # already committed: a rerun is a no-op
-    ... Ray Data: read pairs -> map_batches -> write_parquet(plan.run_uri, mode="append") with
+    ... Ray Data: read pairs -> map_batches -> write_parquet(plan.run_uri) with
         CheckpointConfig(id_column="pair_id", checkpoint_path=plan.checkpoint_uri, delete_checkpoint_on_success=False)
-    publish_run(lake_uri, run_date, model_version=..., config=cfg)   # verifies, writes _SUCCESS last, drops checkpoint
+    publish_run(lake, run_date, model_version=..., config=cfg)   # verifies, commits the snapshot, drops checkpoint
 
-States of one date: `absent` (nothing under its prefixes), `partial` (files but no manifest: a run crashed or is
-running), `complete` (manifest present). The job must keep `delete_checkpoint_on_success=False`: `publish_run`
-deletes the checkpoint only after the manifest is written, so a crash between "all rows written" and "manifest
-written" resumes from a checkpoint that marks every pair done instead of recomputing (and duplicating) everything.
+Why stage and then commit rather than Ray's `write_iceberg`: Ray Data's checkpoint records a block's pair ids as soon
+as that block's files are written, while `write_iceberg` commits only when the whole write ends, so a crash in
+between would mark pairs done whose rows no snapshot holds. Here the files are staged in the attempt's folder under
+the table's location (`LakePaths.attempt`) and stay there across a crash, so a resume skips exactly the pairs on disk;
+`publish_run` then registers them all in one snapshot (`--force`: the date's old files are removed from the table in
+that same snapshot), whose properties carry the run's model version, config digest, counts and attached files.
+
+States of one date: `complete` (the table's current snapshot holds it), `partial` (staged files, a checkpoint or
+images, not committed: a run crashed or is running), `absent`. The job must keep `delete_checkpoint_on_success=False`:
+`publish_run` deletes the checkpoint only after the commit, so a crash between "all rows written" and the commit
+resumes from a checkpoint that marks every pair done instead of recomputing (and duplicating) everything.
 """
 from __future__ import annotations
 
@@ -18,8 +25,9 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import metadata
@@ -29,13 +37,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from fashiongen import storage
+from fashiongen import faults, storage
 from fashiongen.lake.layout import DESIGNS_SCHEMA, LakeError, validate_run_date
-from fashiongen.lake.paths import LakePaths
+from fashiongen.lake.paths import ATTEMPT_PREFIX
+from fashiongen.lake.table import Lake, as_lake, committed_dates, file_uri, snapshot_properties
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FORMAT = "fashiongen.designs/1"
+COMMIT_TRIES = 5  # optimistic commits retried when another writer committed first (another date, say)
 
 
 class RunStatus(StrEnum):
@@ -46,8 +55,9 @@ class RunStatus(StrEnum):
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What the job should do for one date. `action`: skip (already committed), resume (keep written files,
-    the checkpoint skips done pairs) or start (nothing usable there: write from scratch)."""
+    """What the job should do for one date. `action`: skip (already committed), resume (keep this attempt's files,
+    the checkpoint skips done pairs) or start (a new attempt: write from scratch). `run_uri`: where this attempt
+    writes its data files."""
 
     action: Literal["skip", "resume", "start"]
     previous_status: RunStatus
@@ -56,12 +66,12 @@ class RunPlan:
     checkpoint_uri: str
     images_uri: str
     reason: str
-    superseded: tuple[str, ...] = ()  # force on a complete run: its files, kept (and read) until the new commit
+    attempt: str = ""
 
 
 @dataclass(frozen=True)
 class DedupeReport:
-    """Row counts of one run's data files (committed or not)."""
+    """Row counts of one attempt's staged data files."""
 
     rows: int
     pairs: int  # unique pair_id
@@ -73,73 +83,98 @@ class DedupeReport:
         return self.rows - self.designs
 
 
-def _manifest_files(lake_uri: str, run_date: str) -> list[str]:
-    """The files the committed manifest of a run lists ([] when it is not a fashiongen manifest)."""
+def _marker(lake: Lake, run_date: str) -> str:
+    return lake.paths.work(run_date, "attempt")
+
+
+def current_attempt(lake: Lake | str, run_date: str) -> str:
+    """The id of the attempt now writing `run_date` ("" when none)."""
+    lake = as_lake(lake)
     try:
-        return list(json.loads(storage.read_bytes(LakePaths(lake_uri).manifest(run_date))).get("files", []))
-    except (ValueError, AttributeError):
+        return storage.read_bytes(_marker(lake, run_date)).decode().strip()
+    except (FileNotFoundError, storage.StorageError):
+        return ""
+
+
+def _new_attempt(lake: Lake, run_date: str) -> str:
+    attempt = uuid.uuid4().hex[:12]
+    storage.write_bytes(_marker(lake, run_date), attempt.encode())
+    return attempt
+
+
+def staged_files(lake: Lake | str, run_date: str) -> list[str]:
+    """URIs of the Parquet files the current attempt at `run_date` wrote (hidden `_`/`.` and temp names excluded)."""
+    lake = as_lake(lake)
+    attempt = current_attempt(lake, run_date)
+    if not attempt:
         return []
-
-
-def data_files(lake_uri: str, run_date: str) -> list[str]:
-    """Parquet files of one run, relative to its prefix (hidden `_`/`.` names and temp files excluded)."""
-    return [f for f in storage.list_files(LakePaths(lake_uri).run(run_date))
+    base = lake.paths.attempt(run_date, attempt)
+    return [storage.join(base, f) for f in storage.list_files(base)
             if f.endswith(".parquet") and not any(part.startswith(("_", ".")) for part in f.split("/"))]
 
 
-def run_status(lake_uri: str, run_date: str) -> RunStatus:
-    """complete (manifest present) | partial (some output or checkpoint, no manifest) | absent."""
-    paths = LakePaths(lake_uri)
-    if storage.exists(paths.manifest(run_date)):
+def _committed_attempts(lake: Lake, run_date: str) -> set[str]:
+    """Attempts at `run_date` that some snapshot still in the table's history committed (their files may be read
+    by time travel, so they are never deleted here)."""
+    table = lake.table()
+    if table is None:
+        return set()
+    return {s.summary["fashiongen.attempt"] for s in table.snapshots()
+            if s.summary is not None and s.summary.get("fashiongen.run_date") == run_date
+            and s.summary.get("fashiongen.attempt")}
+
+
+def run_status(lake: Lake | str, run_date: str) -> RunStatus:
+    """complete (committed) | partial (staged files, a checkpoint or images, not committed) | absent."""
+    lake = as_lake(lake)
+    if run_date in committed_dates(lake):
         return RunStatus.COMPLETE
-    for uri in (paths.run(run_date), paths.checkpoint(run_date), paths.images_run(run_date)):
+    for uri in (lake.paths.run_data(run_date), lake.paths.checkpoint(run_date), lake.paths.images_run(run_date)):
         if storage.list_files(uri):
             return RunStatus.PARTIAL
     return RunStatus.ABSENT
 
 
-def wipe_run(lake_uri: str, run_date: str) -> None:
-    """Delete one date's designs (manifest first, so readers stop listing it at once), images and checkpoint."""
-    paths = LakePaths(lake_uri)
-    storage.delete(paths.manifest(run_date))
-    for uri in (paths.run(run_date), paths.images_run(run_date), paths.checkpoint(run_date)):
+def _discard_uncommitted(lake: Lake, run_date: str, keep_images: bool) -> None:
+    """Delete what earlier attempts at a date left that no snapshot holds: their data folders, the checkpoint, the
+    work area (and the images, unless a committed run's images are being replaced in place)."""
+    committed = _committed_attempts(lake, run_date)
+    for name in storage.list_dir(lake.paths.run_data(run_date)):
+        if name.startswith(ATTEMPT_PREFIX) and name.removeprefix(ATTEMPT_PREFIX) not in committed:
+            storage.delete(storage.join(lake.paths.run_data(run_date), name))
+    for uri in (lake.paths.checkpoint(run_date), lake.paths.work(run_date)):
         storage.delete(uri)
+    if not keep_images:
+        storage.delete(lake.paths.images_run(run_date))
 
 
-def prepare_run(lake_uri: str, run_date: str, force: bool = False) -> RunPlan:
+def prepare_run(lake: Lake | str, run_date: str, force: bool = False) -> RunPlan:
     """Decide (and prepare the lake for) what a run of `run_date` must do; see RunPlan."""
+    lake = as_lake(lake)
     validate_run_date(run_date)
-    status = run_status(lake_uri, run_date)
+    status = run_status(lake, run_date)
 
-    paths = LakePaths(lake_uri)
-
-    def plan(action: Literal["skip", "resume", "start"], reason: str, superseded: tuple[str, ...] = ()) -> RunPlan:
+    def plan(action: Literal["skip", "resume", "start"], reason: str, attempt: str = "") -> RunPlan:
         log.info("designs run %s: %s (%s)", run_date, action, reason)
-        return RunPlan(action, status, run_date, paths.run(run_date), paths.checkpoint(run_date),
-                       paths.images_run(run_date), reason, superseded)
+        return RunPlan(action, status, run_date, lake.paths.attempt(run_date, attempt) if attempt else "",
+                       lake.paths.checkpoint(run_date), lake.paths.images_run(run_date), reason, attempt)
 
-    if force and status == RunStatus.COMPLETE:
-        # Replace, never wipe first: the published files and manifest stay (readers keep reading them) while the
-        # new files are written beside them; publish_run swaps the manifest, then deletes the old files.
-        kept = tuple(_manifest_files(lake_uri, run_date))
-        for name in data_files(lake_uri, run_date):
-            if name not in kept:  # a force attempt that crashed before its commit
-                storage.delete(storage.join(paths.run(run_date), name))
-        storage.delete(paths.checkpoint(run_date))
-        return plan("start", "force: recomputing beside the published run, swapped in at the commit", kept)
-    if force and status == RunStatus.PARTIAL:
-        wipe_run(lake_uri, run_date)
-        return plan("start", "force: wiped the partial run")
-    if status == RunStatus.COMPLETE:
-        storage.delete(LakePaths(lake_uri).checkpoint(run_date))  # left over if a crash hit between commit and cleanup
+    if status == RunStatus.COMPLETE and not force:
+        storage.delete(lake.paths.checkpoint(run_date))  # left over if a crash hit between commit and cleanup
         return plan("skip", "already complete; pass force=true to recompute")
-    if status == RunStatus.PARTIAL:
-        if storage.list_files(LakePaths(lake_uri).checkpoint(run_date)) or not data_files(lake_uri, run_date):
-            return plan("resume", "partial run: the checkpoint skips pairs already written")
-        # Rows but no checkpoint: nothing says which pairs are done, so appending would duplicate them.
-        wipe_run(lake_uri, run_date)
-        return plan("start", "partial run without a checkpoint: wiped it")
-    return plan("start", "no previous output")
+    if status == RunStatus.PARTIAL and not force:
+        attempt = current_attempt(lake, run_date)
+        if attempt and (storage.list_files(lake.paths.checkpoint(run_date)) or not staged_files(lake, run_date)):
+            return plan("resume", "partial run: the checkpoint skips pairs already written", attempt)
+        why = "partial run without a checkpoint: discarded it"  # nothing says which pairs are done
+    elif status == RunStatus.COMPLETE:
+        why = "force: a new attempt, committed in place of the published run (which readers keep reading until then)"
+    elif status == RunStatus.PARTIAL:
+        why = "force: discarded the partial run"
+    else:
+        why = "no previous output"
+    _discard_uncommitted(lake, run_date, keep_images=status == RunStatus.COMPLETE)
+    return plan("start", why, _new_attempt(lake, run_date))
 
 
 def conform_designs(table: pa.Table) -> pa.Table:
@@ -158,12 +193,14 @@ def conform_designs(table: pa.Table) -> pa.Table:
         raise LakeError(f"designs table cannot be cast to DESIGNS_SCHEMA: {exc}") from None
 
 
-def write_designs(table: pa.Table, lake_uri: str, run_date: str) -> str:
-    """Write one Parquet part into a run's prefix (for writers without Ray Data); returns its URI.
-    Every row's run_date must equal `run_date`. Commit the run afterwards with publish_run."""
+def write_designs(table: pa.Table, lake: Lake | str, run_date: str) -> str:
+    """Stage one Parquet part in the current attempt at `run_date` (for writers without Ray Data; an attempt is
+    begun when none is); returns its URI. Every row's run_date must equal `run_date`. Commit with publish_run."""
+    lake = as_lake(lake)
     table = conform_designs(table)
     _check_run_dates(table.column("run_date"), run_date, f"table for {run_date}")
-    uri = storage.join(LakePaths(lake_uri).run(run_date), f"part-{uuid.uuid4().hex}.parquet")
+    attempt = current_attempt(lake, run_date) or _new_attempt(lake, run_date)
+    uri = storage.join(lake.paths.attempt(run_date, attempt), f"part-{uuid.uuid4().hex}.parquet")
     storage.write_table(table, uri)
     return uri
 
@@ -174,9 +211,9 @@ def _check_run_dates(column: pa.ChunkedArray, run_date: str, where: str) -> None
         raise LakeError(f"{where} holds rows with run_date {other[:3]}; every row must have run_date={run_date}")
 
 
-def _dataset(lake_uri: str, run_date: str, files: list[str]) -> ds.Dataset:
-    fs, base = storage.filesystem(LakePaths(lake_uri).run(run_date))
-    return ds.dataset([f"{base}/{f}" for f in files], format="parquet", filesystem=fs)
+def _dataset(files: list[str]) -> ds.Dataset:
+    fs, _ = storage.filesystem(files[0])
+    return ds.dataset([storage.filesystem(f)[1] for f in files], format="parquet", filesystem=fs)
 
 
 def _report(keys: pa.Table, files: int) -> DedupeReport:
@@ -185,13 +222,12 @@ def _report(keys: pa.Table, files: int) -> DedupeReport:
                         designs=designs, files=files)
 
 
-def dedupe_check(lake_uri: str, run_date: str, exclude: Sequence[str] = ()) -> DedupeReport:
-    """Count rows, unique pair_ids and unique (pair_id, rank) over one run's data files, committed or not
-    (less `exclude`: the files of a published run being replaced)."""
-    files = [f for f in data_files(lake_uri, run_date) if f not in set(exclude)]
+def dedupe_check(lake: Lake | str, run_date: str) -> DedupeReport:
+    """Count rows, unique pair_ids and unique (pair_id, rank) over the current attempt's staged files."""
+    files = staged_files(lake, run_date)
     if not files:
         return DedupeReport(rows=0, pairs=0, designs=0, files=0)
-    return _report(_dataset(lake_uri, run_date, files).to_table(columns=["pair_id", "rank"]), len(files))
+    return _report(_dataset(files).to_table(columns=["pair_id", "rank"]), len(files))
 
 
 def _attachment(lake_uri: str, uri: str) -> dict[str, Any]:
@@ -211,35 +247,25 @@ def config_digest(config: Any) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _package_version() -> str:
+def package_version() -> str:
     try:
         return metadata.version("fashiongen")
     except metadata.PackageNotFoundError:
         return "unknown"
 
 
-def publish_run(lake_uri: str, run_date: str, *, model_version: str,
-                config: Any | Mapping[str, Any] | None = None, attachments: Mapping[str, str] | None = None,
-                replacing: Sequence[str] = (), properties: Mapping[str, str] | None = None) -> dict:
-    """Verify a written run and commit it: the `_SUCCESS` manifest is the last object written (atomically), then
-    the run's checkpoint is deleted. `attachments` (name -> URI under the lake, written before) are committed with
-    the run: the manifest names each with its size and SHA-256, and `reader.read_attachment` checks them. Raises
-    LakeError (and writes nothing) when the run is empty, already committed, has files off the schema, rows of
-    another date or model_version, duplicate (pair_id, rank) rows, or an attachment missing or outside the lake.
-    `replacing`: the files of the published run this commit replaces (RunPlan.superseded); the new manifest is
-    written over the old one in one atomic put, then those files are deleted. `properties`: plain strings the
-    manifest carries for readers (the design mode, the held-out judge's version)."""
-    validate_run_date(run_date)
-    if storage.exists(LakePaths(lake_uri).manifest(run_date)) and not replacing:
-        raise LakeError(f"run {run_date} in {lake_uri!r} is already published; rerun with force=true to replace it")
-    files = [f for f in data_files(lake_uri, run_date) if f not in set(replacing)]
-    if not files:
-        raise LakeError(f"run {run_date} in {lake_uri!r} has no Parquet files under {LakePaths(lake_uri).run(run_date)}; "
-                        "nothing to publish")
-    dataset = _dataset(lake_uri, run_date, files)
+def check_staged(files: list[str], run_date: str, model_version: str, older_schema: bool = False) -> DedupeReport:
+    """LakeError (naming the file or the count) unless the staged files are one run's designs, once each.
+    `older_schema`: files may lack nullable columns added to DESIGNS_SCHEMA since (the table reads them as null)."""
+    dataset = _dataset(files)
     for fragment in dataset.get_fragments():
         try:
-            conform_designs(fragment.physical_schema.empty_table())
+            empty = fragment.physical_schema.empty_table()
+            if older_schema:
+                for f in DESIGNS_SCHEMA:
+                    if f.nullable and f.name not in empty.column_names:
+                        empty = empty.append_column(f.name, pa.nulls(0, f.type))
+            conform_designs(empty)
         except LakeError as exc:
             raise LakeError(f"file {fragment.path}: {exc}; rerun {run_date} with force=true") from None
     keys = dataset.to_table(columns=["run_date", "model_version", "pair_id", "rank"])
@@ -252,22 +278,81 @@ def publish_run(lake_uri: str, run_date: str, *, model_version: str,
     if report.duplicate_rows:
         raise LakeError(f"run {run_date} has {report.duplicate_rows} duplicate (pair_id, rank) rows in "
                         f"{report.files} files; rerun it with force=true")
-    manifest = {
-        "format": MANIFEST_FORMAT,
+    return report
+
+
+def commit_files(lake: Lake | str, run_date: str, files: list[str], properties: Mapping[str, str],
+                 replace: bool) -> int:
+    """Register `files` (Parquet of DESIGNS_SCHEMA, rows of `run_date` only) as the date's data in one snapshot:
+    with `replace`, the date's current files leave the table in that same snapshot. Returns the snapshot id."""
+    from pyiceberg.exceptions import CommitFailedException
+    from pyiceberg.expressions import EqualTo
+    from pyiceberg.table import _parquet_files_to_data_files
+
+    lake = as_lake(lake)
+    uris = [file_uri(f) for f in files]
+    for attempt in range(COMMIT_TRIES):
+        table = lake.create_table()
+        committed = run_date in committed_dates(lake)
+        if committed and not replace:
+            raise LakeError(f"run {run_date} in {lake.uri!r} is already published; rerun with force=true to replace "
+                            "it")
+        old = [task.file for task in table.scan(row_filter=EqualTo("run_date", run_date)).plan_files()] \
+            if committed else []
+        tx = table.transaction()
+        with tx.update_snapshot(snapshot_properties=dict(properties)).overwrite() as snapshot:
+            for data_file in old:
+                snapshot.delete_data_file(data_file)
+            for data_file in _parquet_files_to_data_files(tx.table_metadata, uris, table.io):
+                if data_file.record_count:  # an empty file holds no rows (and no partition value)
+                    snapshot.append_data_file(data_file)
+        faults.fail_at(faults.planned(), "lake.before_catalog_commit")
+        try:
+            return tx.commit_transaction().current_snapshot().snapshot_id
+        except CommitFailedException as exc:  # another writer committed first: retry on the new state
+            if attempt == COMMIT_TRIES - 1:
+                raise LakeError(f"could not commit run {run_date} to {lake.table_name} after {COMMIT_TRIES} tries "
+                                f"({exc}); rerun it: its staged files are kept") from None
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def publish_run(lake: Lake | str, run_date: str, *, model_version: str,
+                config: Any | Mapping[str, Any] | None = None, attachments: Mapping[str, str] | None = None,
+                replace: bool = False, properties: Mapping[str, str] | None = None) -> dict:
+    """Verify the current attempt's staged files and commit them as the date's snapshot, then delete the run's
+    checkpoint; returns the run's record (`reader.run_info`). `attachments` (name -> URI under the lake, written
+    before) are committed with the run: the snapshot names each with its size and SHA-256, and
+    `reader.read_attachment` checks them. Raises LakeError (and commits nothing) when nothing is staged, the date is
+    already committed (unless `replace`, which --force sets), a file is off the schema, or rows are of another
+    date or model_version, or repeat a (pair_id, rank); or an attachment is missing or outside the lake.
+    `properties`: plain strings the snapshot carries for readers (the design mode, the held-out judge's version)."""
+    from fashiongen.lake.reader import run_info
+
+    lake = as_lake(lake)
+    validate_run_date(run_date)
+    if not replace and run_date in committed_dates(lake):
+        raise LakeError(f"run {run_date} in {lake.uri!r} is already published; rerun with force=true to replace it")
+    files = staged_files(lake, run_date)
+    if not files:
+        raise LakeError(f"run {run_date} in {lake.uri!r} has no staged Parquet files (under "
+                        f"{lake.paths.run_data(run_date)}); nothing to publish")
+    report = check_staged(files, run_date, model_version)
+    record = {
         "run_date": run_date,
         "model_version": model_version,
         "rows": report.rows,
         "pairs": report.pairs,
-        "files": files,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "fashiongen_version": _package_version(),
+        "fashiongen_version": package_version(),
         "config_digest": config_digest(config) if config is not None else "",
-        "attachments": {name: _attachment(lake_uri, uri) for name, uri in (attachments or {}).items()},
+        "attempt": current_attempt(lake, run_date),
+        "attachments": {name: _attachment(lake.uri, uri) for name, uri in (attachments or {}).items()},
         "properties": {str(k): str(v) for k, v in (properties or {}).items()},
     }
-    storage.write_bytes(LakePaths(lake_uri).manifest(run_date), json.dumps(manifest, indent=1).encode())
-    for name in replacing:
-        storage.delete(storage.join(LakePaths(lake_uri).run(run_date), name))
-    storage.delete(LakePaths(lake_uri).checkpoint(run_date))
-    log.info("published designs run %s: %d rows, %d pairs, %d files", run_date, report.rows, report.pairs, len(files))
-    return manifest
+    snapshot = commit_files(lake, run_date, files, snapshot_properties(record), replace)
+    storage.delete(lake.paths.checkpoint(run_date))
+    storage.delete(_marker(lake, run_date))
+    log.info("published designs run %s: %d rows, %d pairs, %d files (snapshot %d)", run_date, report.rows,
+             report.pairs, len(files), snapshot)
+    return run_info(lake, run_date)

@@ -1,203 +1,191 @@
-"""Read the designs lake: only committed runs (those with a `_SUCCESS` manifest) are ever listed or read.
+"""Read the designs table: only committed runs exist for a reader (the table's current snapshot, or an older one).
 
-    read_run(lake_uri)                          latest complete run as a pyarrow Table
-    read_run(lake_uri, "2026-08-20", category="Dress")
-    designs_for_user(lake_uri, "u42")           one user's designs of the latest complete run
-    con = duckdb_connect(lake_uri); con.sql("SELECT category, avg(lift) FROM designs GROUP BY 1")
-    pl.scan_parquet(complete_run_files(lake_uri), hive_partitioning=True, storage_options=polars_storage_options())
+    read_run(lake)                              latest run as a pyarrow Table
+    read_run(lake, "2026-08-20", category="Dress")
+    designs_for_user(lake, "u42")               one user's designs of the latest run
+    run_info(lake, "2026-08-20")                what the run's snapshot records (model version, counts, digest...)
+    con = duckdb_connect(lake); con.sql("SELECT category, avg(lift) FROM designs GROUP BY 1")
+    pl.scan_iceberg(Lake.of(cfg).table())       any Iceberg engine reads the table itself
 
-Readers use the manifest's file list, not a folder listing, so files of a run still being written (or a stray
-file) are never read. A `_SUCCESS` that is not a fashiongen manifest (Hadoop/Spark write empty ones) and folders
-that are not `run_date=YYYY-MM-DD` are skipped with a warning and listed by `foreign_runs`; they never block
-the valid runs. Credentials come from the AWS environment and are never logged or returned in messages.
+`lake` is a `table.Lake` (a lake URI and its catalog settings) or a local lake's path. Credentials come from the AWS
+environment and are never logged or returned in messages.
 """
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from fashiongen import storage
 from fashiongen.lake.layout import DESIGNS_SCHEMA, LakeError, validate_run_date
-from fashiongen.lake.paths import LakePaths
+from fashiongen.lake.table import Lake, as_lake, committed_dates, record_from_snapshot
 
-MANIFEST_KEYS = ("run_date", "model_version", "rows", "pairs", "files", "created_at", "fashiongen_version",
-                 "config_digest")
-log = logging.getLogger(__name__)
-
-
-def _scan_runs(lake_uri: str) -> tuple[list[str], dict[str, str]]:
-    """(dates of runs with a valid manifest, {name under designs/: why it is skipped}). Partial runs (no manifest
-    yet) and hidden `_`/`.` names are neither."""
-    dates, skipped = [], {}
-    for name in storage.list_dir(LakePaths(lake_uri).designs()):
-        if name.startswith(("_", ".")):
-            continue
-        try:
-            date = validate_run_date(name.removeprefix("run_date=")) if name.startswith("run_date=") else None
-        except LakeError:
-            date = None
-        if date is None:
-            skipped[name] = ("not a run_date=YYYY-MM-DD folder of a calendar date (not a fashiongen run; move it "
-                             "out of designs/)")
-            continue
-        if not storage.exists(LakePaths(lake_uri).manifest(date)):
-            continue
-        try:
-            read_manifest(lake_uri, date)
-        except LakeError as exc:
-            skipped[name] = str(exc)
-            continue
-        dates.append(date)
-    return sorted(dates), skipped
+if TYPE_CHECKING:
+    from pyiceberg.expressions import BooleanExpression
+    from pyiceberg.table import Table
 
 
-def list_complete_runs(lake_uri: str) -> list[str]:
-    """Run dates (YYYY-MM-DD, ascending) with a valid manifest; partial and foreign runs are never listed (a
-    warning names each foreign one)."""
-    dates, skipped = _scan_runs(lake_uri)
-    for name, why in skipped.items():
-        log.warning("skipping %s: %s", storage.join(LakePaths(lake_uri).designs(), name), why)
-    return dates
+def list_complete_runs(lake: Lake | str) -> list[str]:
+    """Run dates (YYYY-MM-DD, ascending) the table holds; runs being written or crashed are never listed."""
+    return committed_dates(lake)
 
 
-def foreign_runs(lake_uri: str) -> dict[str, str]:
-    """{name under designs/: why it was skipped} for folders that are not runs and runs whose `_SUCCESS` is not a
-    fashiongen manifest."""
-    return _scan_runs(lake_uri)[1]
-
-
-def latest_complete_run(lake_uri: str) -> str | None:
-    runs = list_complete_runs(lake_uri)
+def latest_complete_run(lake: Lake | str) -> str | None:
+    runs = list_complete_runs(lake)
     return runs[-1] if runs else None
 
 
-def read_manifest(lake_uri: str, run_date: str) -> dict:
-    """The manifest of a complete run; LakeError when the run is not committed or the manifest is unreadable."""
-    uri = LakePaths(lake_uri).manifest(run_date)
-    if not storage.exists(uri):
-        raise LakeError(f"run {run_date} in {lake_uri!r} is not complete (no {uri}); list complete runs with "
-                        "list_complete_runs() or finish the run with the generate job")
-    fix = "not a fashiongen manifest: remove that folder or rerun that date with force=true"
-    data = storage.read_bytes(uri)
-    if not data.strip():
-        raise LakeError(f"manifest {uri} is empty (as Hadoop/Spark write _SUCCESS), {fix}")
-    try:
-        manifest = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LakeError(f"manifest {uri} is not valid JSON ({exc}), {fix}") from None
-    if not isinstance(manifest, dict):
-        raise LakeError(f"manifest {uri} is not a JSON object, {fix}")
-    missing = [k for k in MANIFEST_KEYS if k not in manifest]
-    if missing or manifest.get("run_date") != run_date:
-        raise LakeError(f"manifest {uri} lacks {missing or 'the matching run_date'}, {fix}")
-    if not isinstance(manifest["files"], list) or not all(isinstance(f, str) for f in manifest["files"]):
-        raise LakeError(f"manifest {uri} has no list of file names under 'files', {fix}")
-    return manifest
+def _table(lake: Lake) -> "Table":
+    table = lake.table()
+    if table is None or table.current_snapshot() is None:
+        raise LakeError(f"no designs run is published in {lake.uri!r} (table {lake.table_name}): run the generate "
+                        "job first, or `fashiongen lake migrate` for a lake written before the Iceberg table")
+    return table
 
 
-def read_attachment(lake_uri: str, run_date: str, name: str) -> pa.Table | None:
-    """A Parquet file committed with a complete run (`publish_run(attachments=...)`), after checking its size and
-    SHA-256 against the manifest; None when the run has no attachment of that name. LakeError when it is missing
-    or altered."""
-    manifest = read_manifest(lake_uri, run_date)
-    entry = (manifest.get("attachments") or {}).get(name)
+def _data_files(table: "Table", run_dates: Sequence[str] | None) -> list[str]:
+    from pyiceberg.expressions import AlwaysTrue, In
+
+    where = AlwaysTrue() if run_dates is None else In("run_date", list(run_dates))
+    return sorted(task.file.file_path.removeprefix("file://") for task in table.scan(row_filter=where).plan_files())
+
+
+def run_info(lake: Lake | str, run_date: str) -> dict:
+    """The record of a published run: what its snapshot's properties carry (run_date, model_version, rows, pairs,
+    created_at, fashiongen_version, config_digest, attempt, attachments, properties) plus `snapshot_id` and `files`
+    (its data files now: s3:// URIs or local paths). LakeError when the date is not published."""
+    lake = as_lake(lake)
+    validate_run_date(run_date)
+    if run_date not in committed_dates(lake):
+        raise LakeError(f"run {run_date} is not published in {lake.uri!r}; list published runs with "
+                        "`fashiongen lake runs` or finish the run with the generate job")
+    from pyiceberg.table.snapshots import ancestors_of
+
+    table = _table(lake)
+    for snapshot in ancestors_of(table.current_snapshot(), table.metadata):
+        summary = snapshot.summary.additional_properties if snapshot.summary is not None else {}
+        if summary.get("fashiongen.run_date") == run_date:
+            record = record_from_snapshot(summary, f"snapshot {snapshot.snapshot_id} of {lake.table_name}")
+            return {**record, "snapshot_id": snapshot.snapshot_id, "files": _data_files(table, [run_date])}
+    raise LakeError(f"run {run_date} of {lake.table_name} has no snapshot with fashiongen's properties left (expired "
+                    "snapshots?): its rows are readable, its record is not; rerun it with force=true to restore it")
+
+
+def read_attachment(lake: Lake | str, run_date: str, name: str) -> pa.Table | None:
+    """A Parquet file committed with a published run (`publish_run(attachments=...)`), after checking its size and
+    SHA-256 against the run's record; None when the run has no attachment of that name. LakeError when it is
+    missing or altered."""
+    lake = as_lake(lake)
+    entry = run_info(lake, run_date)["attachments"].get(name)
     if entry is None:
         return None
-    uri = storage.join(lake_uri, entry["path"])
+    uri = storage.join(lake.uri, entry["path"])
     try:
         data = storage.read_bytes(uri)
     except (FileNotFoundError, storage.StorageError):
         data = None
     if data is None or len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        raise LakeError(f"{name} of run {run_date} ({uri}) is missing or does not match its manifest; rerun "
+        raise LakeError(f"{name} of run {run_date} ({uri}) is missing or does not match its snapshot's record; rerun "
                         f"{run_date} with force=true")
     return pq.read_table(pa.BufferReader(data))
 
 
-def _resolve_date(lake_uri: str, run_date: str | None) -> str:
+def _resolve_date(lake: Lake, run_date: str | None) -> str:
     if run_date:
         return validate_run_date(run_date)
-    latest = latest_complete_run(lake_uri)
+    latest = latest_complete_run(lake)
     if latest is None:
-        raise LakeError(f"no complete designs run in {lake_uri!r}: run the generate job first")
+        raise LakeError(f"no published designs run in {lake.uri!r}: run the generate job first")
     return latest
 
 
-def complete_run_files(lake_uri: str, run_dates: Sequence[str] | None = None) -> list[str]:
-    """Full URIs (s3://… or local paths) of every committed file of the given (default: all complete) runs."""
-    dates = list(run_dates) if run_dates is not None else list_complete_runs(lake_uri)
-    files = []
-    for date in dates:
-        base = LakePaths(lake_uri).run(date)
-        files += [storage.join(base, name) for name in read_manifest(lake_uri, date)["files"]]
-    if not storage.is_s3(lake_uri):
-        files = [storage.local_path(f) for f in files]
-    return files
+def complete_run_files(lake: Lake | str, run_dates: Sequence[str] | None = None) -> list[str]:
+    """URIs (s3://… or local paths) of the data files the table's current snapshot holds for the given (default:
+    all) run dates: what a plain Parquet reader may read."""
+    lake = as_lake(lake)
+    table = lake.table()
+    if table is None or table.current_snapshot() is None:
+        return []
+    return _data_files(table, run_dates)
 
 
-def read_run(lake_uri: str, run_date: str | None = None, *, user_id: str | Sequence[str] | None = None,
-             category: str | Sequence[str] | None = None, columns: list[str] | None = None) -> pa.Table:
-    """One complete run (default: the latest) as a Table with DESIGNS_SCHEMA, optionally filtered."""
-    date = _resolve_date(lake_uri, run_date)
-    manifest = read_manifest(lake_uri, date)
-    fs, base = storage.filesystem(LakePaths(lake_uri).run(date))
-    paths = [f"{base}/{name}" for name in manifest["files"]]
+def _filter(run_date: str, user_id: str | Sequence[str] | None,
+            category: str | Sequence[str] | None) -> "BooleanExpression":
+    from pyiceberg.expressions import And, EqualTo, In
+
+    expr = EqualTo("run_date", run_date)
+    for name, wanted in (("user_id", user_id), ("category", category)):
+        if wanted is not None:
+            expr = And(expr, In(name, [wanted] if isinstance(wanted, str) else list(wanted)))
+    return expr
+
+
+def _schema(columns: Sequence[str] | None) -> pa.Schema:
     unknown = sorted(set(columns or []) - set(DESIGNS_SCHEMA.names))
     if unknown:
         raise LakeError(f"unknown designs columns {unknown}; known: {DESIGNS_SCHEMA.names}")
-    expr = None
-    for name, wanted in (("user_id", user_id), ("category", category)):
-        if wanted is None:
-            continue
-        values = [wanted] if isinstance(wanted, str) else list(wanted)
-        term = pc.field(name).isin(values)
-        expr = term if expr is None else expr & term
+    return pa.schema([DESIGNS_SCHEMA.field(c) for c in columns]) if columns else DESIGNS_SCHEMA
+
+
+def scan_run(lake: Lake | str, run_date: str | None = None, *, columns: Sequence[str] | None = None,
+             user_id: str | Sequence[str] | None = None, category: str | Sequence[str] | None = None,
+             row_filter: "BooleanExpression | None" = None) -> Iterator[pa.RecordBatch]:
+    """Record batches of one published run (default: the latest), streamed with DESIGNS_SCHEMA's types (stop early
+    to read a sample without loading the run); `row_filter` is a pyiceberg expression and-ed to the others."""
+    from pyiceberg.expressions import And
+
+    lake = as_lake(lake)
+    date = _resolve_date(lake, run_date)
+    schema = _schema(columns)
+    if date not in committed_dates(lake):
+        raise LakeError(f"run {date} is not published in {lake.uri!r}; list published runs with "
+                        "`fashiongen lake runs`")
+    expr = _filter(date, user_id, category)
+    scan = _table(lake).scan(row_filter=expr if row_filter is None else And(expr, row_filter),
+                             selected_fields=tuple(schema.names))
     try:
-        dataset = ds.dataset(paths, schema=DESIGNS_SCHEMA, format="parquet", filesystem=fs)
-        return dataset.to_table(columns=columns, filter=expr)
+        for batch in scan.to_arrow_batch_reader():
+            yield pa.RecordBatch.from_arrays([batch.column(n).cast(schema.field(n).type) for n in schema.names],
+                                             schema=schema)
     except OSError as exc:
-        raise storage.StorageError(f"cannot read run {date} in {lake_uri!r}: {exc} (check the lake URI and "
+        raise storage.StorageError(f"cannot read run {date} in {lake.uri!r}: {exc} (check the lake URI and "
                                    "credentials; if files are missing rerun that date with force=true)") from None
 
 
-def scan_run(lake_uri: str, run_date: str, *, columns: list[str], filter: pc.Expression | None = None):
-    """Record batches of one complete run, streamed (stop early to read a sample without loading the run)."""
-    manifest = read_manifest(lake_uri, run_date)
-    fs, base = storage.filesystem(LakePaths(lake_uri).run(run_date))
-    dataset = ds.dataset([f"{base}/{name}" for name in manifest["files"]], schema=DESIGNS_SCHEMA, format="parquet",
-                         filesystem=fs)
-    yield from dataset.to_batches(columns=columns, filter=filter)
+def read_run(lake: Lake | str, run_date: str | None = None, *, user_id: str | Sequence[str] | None = None,
+             category: str | Sequence[str] | None = None, columns: list[str] | None = None) -> pa.Table:
+    """One published run (default: the latest) as a Table with DESIGNS_SCHEMA's types, optionally filtered."""
+    return pa.Table.from_batches(list(scan_run(lake, run_date, columns=columns, user_id=user_id, category=category)),
+                                 schema=_schema(columns))
 
 
-def designs_for_user(lake_uri: str, user_id: str, run_date: str | None = None) -> pa.Table:
-    """Every design of one user in one complete run (default: latest), sorted by category then rank."""
-    table = read_run(lake_uri, run_date, user_id=user_id)
+def designs_for_user(lake: Lake | str, user_id: str, run_date: str | None = None) -> pa.Table:
+    """Every design of one user in one published run (default: latest), sorted by category then rank."""
+    table = read_run(lake, run_date, user_id=user_id)
     return table.sort_by([("category", "ascending"), ("rank", "ascending")])
 
 
-def duckdb_connect(lake_uri: str, view: str = "designs"):
-    """A DuckDB connection that can read the lake, with a view `view` over every complete run.
+def duckdb_connect(lake: Lake | str, view: str = "designs"):
+    """A DuckDB connection with a view `view` over every published run (the current snapshot's data files, so it
+    needs no DuckDB extension; with `iceberg` installed, `iceberg_scan` on the table's metadata works too).
 
-    S3 goes through fsspec (`register_filesystem(s3fs)`, works offline and with AWS_ENDPOINT_URL); `run_date`
-    is read as the Hive partition, declared VARCHAR. With no complete run the view is empty but typed."""
+    S3 goes through fsspec (`register_filesystem(s3fs)`, works offline and with AWS_ENDPOINT_URL). With no published
+    run the view is empty but typed."""
     import duckdb
 
+    lake = as_lake(lake)
     _identifier(view)
     con = duckdb.connect()
-    if storage.is_s3(lake_uri):
-        con.register_filesystem(storage.fsspec_filesystem(lake_uri))
-    files = complete_run_files(lake_uri)
+    if storage.is_s3(lake.uri):
+        con.register_filesystem(storage.fsspec_filesystem(lake.uri))
+    files = complete_run_files(lake)
     if files:
         con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet({_sql_list(files)}, "
-                    "hive_partitioning=true, hive_types={'run_date': 'VARCHAR'}, union_by_name=true)")
+                    "hive_partitioning=false, union_by_name=true)")
     else:
         con.register(view, DESIGNS_SCHEMA.empty_table())
     return con

@@ -105,12 +105,13 @@ def run_nightly(cfg: Config, force: bool = False, ray_address: str | None = None
     the date is already published (a no-op unless `force`)."""
     from fashiongen.generation.job import run_generation
     from fashiongen.lake import publish
+    from fashiongen.lake.table import Lake
     from fashiongen.lake.layout import today_utc, validate_run_date
     from fashiongen.report.page import write_report
 
     run_date = validate_run_date(cfg.run_date or today_utc())
-    if publish.run_status(cfg.lake_uri, run_date) == publish.RunStatus.COMPLETE and not force:
-        print(f"nightly {run_date}: already published at {LakePaths.of(cfg).run(run_date)}; nothing to do "
+    if publish.run_status(Lake.of(cfg), run_date) == publish.RunStatus.COMPLETE and not force:
+        print(f"nightly {run_date}: already published in {Lake.of(cfg).run_label(run_date)}; nothing to do "
               "(--force recomputes)")
         return None
     report = refresh(cfg, run_date)

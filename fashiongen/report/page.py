@@ -30,6 +30,7 @@ from fashiongen.generation.summary import (JUDGES, SUMMARY_COLUMNS, RunSummary, 
 from fashiongen.lake import reader
 from fashiongen.lake.layout import id_key, validate_run_date
 from fashiongen.lake.paths import LakePaths
+from fashiongen.lake.table import Lake
 from fashiongen.report import charts
 
 SAMPLE_USERS = 6  # users with a contact sheet on the run's page
@@ -51,11 +52,11 @@ class ReportError(FashiongenError):
 def _resolve(cfg: Config, run_date: str | None) -> str:
     if run_date:
         date = validate_run_date(run_date)
-        if date not in reader.list_complete_runs(cfg.lake_uri):
+        if date not in reader.list_complete_runs(Lake.of(cfg)):
             raise ReportError(f"no published designs run {date} in {cfg.lake_uri} (complete runs: "
-                              f"{reader.list_complete_runs(cfg.lake_uri) or 'none'}; see `fashiongen lake runs`)")
+                              f"{reader.list_complete_runs(Lake.of(cfg)) or 'none'}; see `fashiongen lake runs`)")
         return date
-    date = reader.latest_complete_run(cfg.lake_uri)
+    date = reader.latest_complete_run(Lake.of(cfg))
     if date is None:
         raise ReportError(f"no published designs run in {cfg.lake_uri}: run `fashiongen generate` first")
     return date
@@ -65,7 +66,7 @@ def run_summary(cfg: Config, run_date: str) -> RunSummary:
     """The summary saved at publish time; computed (and saved) for runs published before summaries were kept."""
     summary = load_summary(cfg, run_date)
     if summary is None:
-        summary = summarise(RunSummary(run_date=run_date, action="skip", run_uri=LakePaths.of(cfg).run(run_date)),
+        summary = summarise(RunSummary(run_date=run_date, action="skip", run_uri=Lake.of(cfg).run_label(run_date)),
                             cfg, run_date)
         save_summary(cfg, summary)
     return summary
@@ -89,16 +90,16 @@ def _png_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def _summary_section(summary: RunSummary, manifest: dict, timings: dict[str, float] | None) -> str:
-    props = manifest.get("properties") or {}
+def _summary_section(summary: RunSummary, record: dict, timings: dict[str, float] | None) -> str:
+    props = record.get("properties") or {}
     rows = [["run date", summary.run_date], ["pairs planned", str(summary.pairs_total)],
             ["pairs designed", str(summary.pairs_done)], ["pairs failed", str(summary.pairs_failed)],
-            ["rows", str(manifest.get("rows", ""))], ["plan", summary.plan],
+            ["rows", str(record.get("rows", ""))], ["plan", summary.plan],
             ["design seconds (last attempt)", f"{summary.seconds:.1f} s ({summary.pairs_per_second:.2f} pairs/s)"],
-            ["model version (recommender+generator)", str(manifest.get("model_version", ""))],
+            ["model version (recommender+generator)", str(record.get("model_version", ""))],
             ["held-out judge version", props.get("judge_version") or "none"],
-            ["design mode", props.get("design.mode", "")], ["config digest", str(manifest.get("config_digest", ""))],
-            ["published at", str(manifest.get("created_at", ""))]]
+            ["design mode", props.get("design.mode", "")], ["config digest", str(record.get("config_digest", ""))],
+            ["published at", str(record.get("created_at", ""))]]
     html = _table(["", "value"], rows, numeric_from=2)
     if summary.failure_reasons:
         html += "<h3>Failures by reason</h3>" + _table(
@@ -165,12 +166,12 @@ def _lift_section(lifts: dict[str, pa.Table]) -> str:
 
 def _history(cfg: Config) -> tuple[list[str], dict[str, list[float]]]:
     """Complete run dates (oldest first) and each judge's win share on each."""
-    dates = reader.list_complete_runs(cfg.lake_uri)
+    dates = reader.list_complete_runs(Lake.of(cfg))
     series: dict[str, list[float]] = {name: [] for name in JUDGES}
     for date in dates:
         saved = load_summary(cfg, date)
         verdicts = saved.verdicts if saved is not None else judge_verdicts(
-            reader.read_run(cfg.lake_uri, date, columns=SUMMARY_COLUMNS))
+            reader.read_run(Lake.of(cfg), date, columns=SUMMARY_COLUMNS))
         for name in JUDGES:
             series[name].append((verdicts.get(name) or {}).get("win_share", math.nan))
     return dates, {name: values for name, values in series.items() if any(math.isfinite(v) for v in values)}
@@ -217,7 +218,7 @@ def _score_caption(score: float | None, truth: float | None, judge: float | None
 
 def _user_sheet(cfg: Config, run_date: str, user: str, rows: pa.Table | None = None) -> str:
     """One user's contact sheet; `rows`: their designs when already read (else read here)."""
-    rows = reader.designs_for_user(cfg.lake_uri, user, run_date) if rows is None else rows
+    rows = reader.designs_for_user(Lake.of(cfg), user, run_date) if rows is None else rows
     if rows.num_rows == 0:
         raise ReportError(f"no designs for user {user!r} in run {run_date} of {cfg.lake_uri} "
                           "(check the id with `fashiongen lake show`)")
@@ -264,13 +265,13 @@ def write_report(cfg: Config, run_date: str | None = None, *, users: int = SAMPL
     """Write the run's page (default: the latest complete run) and return its URI."""
     date = _resolve(cfg, run_date)
     summary = run_summary(cfg, date)
-    manifest = reader.read_manifest(cfg.lake_uri, date)
-    run = reader.read_run(cfg.lake_uri, date, columns=[*SUMMARY_COLUMNS, "user_id"])
+    record = reader.run_info(Lake.of(cfg), date)
+    run = reader.read_run(Lake.of(cfg), date, columns=[*SUMMARY_COLUMNS, "user_id"])
     sampled = sample_users(run, users)
-    designs = reader.read_run(cfg.lake_uri, date, user_id=sampled)  # one scan for every sampled user's images
+    designs = reader.read_run(Lake.of(cfg), date, user_id=sampled)  # one scan for every sampled user's images
     sheets = "".join(_user_sheet(cfg, date, user, designs.filter(pc.equal(designs.column("user_id"), user)))
                      for user in sampled)
-    sections = [("Run", _summary_section(summary, manifest, timings)),
+    sections = [("Run", _summary_section(summary, record, timings)),
                 ("Judges", _judges_section(summary)),
                 ("Realism", _realism_section(summary.realism)),
                 ("Recommenders", _recommender_section(cfg)),

@@ -1,5 +1,5 @@
-"""`fashiongen generate` killed with SIGKILL at every stage of a run, on a 2-CPU Ray (the reference machine), then
-rerun: no reader ever sees a partial run, each resume finishes (Ray Data's checkpoint filter takes a CPU of its
+"""`fashiongen generate` killed with SIGKILL at every stage of a run (inside the Iceberg commit too), on a 2-CPU Ray
+(the reference machine), then rerun: no reader (pyiceberg, Polars) ever sees a partial run, each resume finishes (Ray Data's checkpoint filter takes a CPU of its
 own: the pool is sized so it cannot starve the read and write tasks), and the date holds each pair exactly once."""
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from fashiongen.config import load_config
 from fashiongen.lake import publish, reader
 from fashiongen.lake.paths import LakePaths
+from fashiongen.lake.table import Lake
 from fixtures import fmnist_catalogue_with_models, needs_fmnist
 
 pytestmark = [pytest.mark.slow, needs_fmnist]
@@ -74,38 +75,55 @@ def _written(lake: str) -> publish.DedupeReport:
     return publish.dedupe_check(lake, DATE)
 
 
+def _readers_see(lake: str) -> tuple[list[str], int, int]:
+    """(published dates, rows through pyiceberg, rows through Polars' Iceberg scan): what any reader sees."""
+    import polars as pl
+
+    table = Lake(lake).table()
+    if table is None or table.current_snapshot() is None:
+        return reader.list_complete_runs(lake), 0, 0
+    return (reader.list_complete_runs(lake), table.scan().to_arrow().num_rows,
+            pl.scan_iceberg(table).select(pl.len()).collect().item())
+
+
 def test_killed_at_every_stage_then_rerun_publishes_each_pair_exactly_once(setup):
     lake, args, pairs = setup
+    nothing = ([], 0, 0)
 
     code, out = _finish(_start(args, "generate.before_pipeline=kill"))  # 1. before any design is written
     assert code == -signal.SIGKILL, out[-2000:]
-    assert reader.list_complete_runs(lake) == [] and _written(lake).rows == 0
+    assert _readers_see(lake) == nothing and _written(lake).rows == 0
 
     process = _start(args)  # 2. mid-write: kill -9 from outside once the first designs file lands
-    run = Path(LakePaths(lake).run(DATE))
+    run = Path(LakePaths(lake).run_data(DATE))
     deadline = time.monotonic() + 400
-    while process.poll() is None and time.monotonic() < deadline and not list(run.glob("*.parquet")):
+    while process.poll() is None and time.monotonic() < deadline and not list(run.rglob("*.parquet")):
         time.sleep(0.05)
     _reap(process)
     code, out = _finish(process)
     assert code == -signal.SIGKILL, out[-2000:]
     mid = _written(lake)
     assert 0 < mid.pairs < pairs and mid.duplicate_rows == 0, (mid, pairs)
-    assert reader.list_complete_runs(lake) == []  # readers never list the partial run
+    assert _readers_see(lake) == nothing  # readers never see the partial run
 
     code, out = _finish(_start(args, "generate.before_publish=kill"))  # 3. resume, killed before the commit
     assert code == -signal.SIGKILL, out[-2000:]
     full = _written(lake)
-    assert full.pairs == pairs and full.duplicate_rows == 0 and reader.list_complete_runs(lake) == []
+    assert full.pairs == pairs and full.duplicate_rows == 0 and _readers_see(lake) == nothing
 
-    code, out = _finish(_start(args, "generate.after_publish=kill"))  # 4. resume: commit, then killed
+    code, out = _finish(_start(args, "lake.before_catalog_commit=kill"))  # 4. killed inside the commit: the
+    assert code == -signal.SIGKILL, out[-2000:]  # snapshot's files are written, the catalog does not point at them
+    assert _readers_see(lake) == nothing and _written(lake) == full
+
+    code, out = _finish(_start(args, "generate.after_publish=kill"))  # 5. resume: commit, then killed
     assert code == -signal.SIGKILL, out[-2000:]
-    assert reader.list_complete_runs(lake) == [DATE]
-    manifest = reader.read_manifest(lake, DATE)
-    assert manifest["pairs"] == pairs and manifest["rows"] == pairs * TOP_K
+    assert _readers_see(lake) == ([DATE], pairs * TOP_K, pairs * TOP_K)
+    record = reader.run_info(lake, DATE)
+    assert record["pairs"] == pairs and record["rows"] == pairs * TOP_K
 
-    code, out = _finish(_start(args))  # 5. the published date is a no-op
+    code, out = _finish(_start(args))  # 6. the published date is a no-op
     assert code == 0, out[-2000:]
-    assert "(skip)" in out and reader.read_manifest(lake, DATE) == manifest
+    assert "(skip)" in out and reader.run_info(lake, DATE) == record
     table = reader.read_run(lake, DATE, columns=["pair_id", "rank"])
     assert table.num_rows == pairs * TOP_K and len(set(table.column("pair_id").to_pylist())) == pairs
+    assert len(Lake(lake).table().snapshots()) == 1  # one snapshot for the date, through every crash

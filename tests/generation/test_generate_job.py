@@ -13,7 +13,8 @@ from fashiongen import storage
 from fashiongen.config import load_config
 from fashiongen.lake import layout, publish, reader
 from fashiongen.lake.paths import LakePaths
-from fixtures import fmnist_catalogue_with_models, needs_fmnist
+from fashiongen.lake.table import Lake
+from fixtures import catalog_override, fmnist_catalogue_with_models, lake_at, needs_fmnist
 
 pytestmark = needs_fmnist
 NUM_USERS, TOP_K = 8, 2
@@ -31,22 +32,23 @@ def models(tmp_path_factory):
             "categories": catalogue.categories, "user_ids": list(catalogue.user_ids)}
 
 
-def job_config(models, lake: str, *extra: str):
+def job_config(models, lake: Lake | str, *extra: str):
     return load_config(None, [
-        f"lake_uri={lake}", f"data.catalogue_uri={models['catalogue_uri']}", "run_date=2026-11-26",
+        *catalog_override(lake if isinstance(lake, Lake) else Lake(lake)),
+        f"data.catalogue_uri={models['catalogue_uri']}", "run_date=2026-11-26",
         f"generation.recommender_uri={models['rec_uri']}", f"generation.generator_uri={models['gan_uri']}",
         "design.restarts=3", "design.steps=2", f"design.top_k={TOP_K}", "design.batch_pairs=8",
         "generation.rows_per_file=40", "generation.pairs_per_block=16", *extra])
 
 
 @pytest.mark.slow
-def test_end_to_end_on_s3_read_by_duckdb_and_polars_then_rerun_is_a_no_op(ray_local, s3_server, models):
+def test_end_to_end_on_s3_read_by_duckdb_and_polars_then_rerun_is_a_no_op(ray_local, s3_server, models, tmp_path):
     import duckdb
     import polars as pl
 
     from fashiongen.generation.job import run_generation
 
-    lake = f"s3://lake/gen-{uuid.uuid4().hex[:8]}"
+    lake = lake_at(f"s3://lake/gen-{uuid.uuid4().hex[:8]}", tmp_path)
     summary = run_generation(job_config(models, lake, "generation.write_image_objects=true"))
     pairs = NUM_USERS * len(models["categories"])
     assert summary.action == "start" and summary.pairs_total == pairs
@@ -60,7 +62,7 @@ def test_end_to_end_on_s3_read_by_duckdb_and_polars_then_rerun_is_a_no_op(ray_lo
     assert sorted(set(table.column("rank").to_pylist())) == list(range(1, TOP_K + 1))
     row = table.slice(0, 1).to_pylist()[0]
     assert row["image_png"].startswith(b"\x89PNG") and len(row["latent"]) == 8
-    assert row["image_uri"].startswith(f"{lake}/images/run_date=2026-11-26/")
+    assert row["image_uri"].startswith(f"{lake.uri}/images/run_date=2026-11-26/")
     assert row["user_id"] not in row["image_uri"]  # ids never become keys
     assert storage.read_bytes(row["image_uri"]) == row["image_png"]
     assert len(row["dataset_top_item_ids"]) == TOP_K and row["oracle_score"] is not None
@@ -72,11 +74,13 @@ def test_end_to_end_on_s3_read_by_duckdb_and_polars_then_rerun_is_a_no_op(ray_lo
     frame = pl.read_parquet(files, storage_options=reader.polars_storage_options())
     assert frame.height == pairs * TOP_K and frame["pair_id"].n_unique() == pairs
 
-    manifest = reader.read_manifest(lake, "2026-11-26")
+    assert pl.scan_iceberg(lake.table()).select(pl.len()).collect().item() == pairs * TOP_K
+    record = reader.run_info(lake, "2026-11-26")
+    assert len(lake.table().snapshots()) == 1  # the whole run is one commit
     again = run_generation(job_config(models, lake))
     assert again.action == "skip" and again.pairs_this_attempt == 0
-    assert reader.read_manifest(lake, "2026-11-26") == manifest
-    assert publish.data_files(lake, "2026-11-26") == manifest["files"]
+    assert reader.run_info(lake, "2026-11-26") == record and len(lake.table().snapshots()) == 1
+    assert reader.complete_run_files(lake, ["2026-11-26"]) == record["files"] == files
 
 
 @pytest.mark.slow
@@ -97,8 +101,10 @@ def test_crash_halfway_then_rerun_gives_each_pair_exactly_once(ray_local, tmp_pa
     summary = run_generation(job_config(models, lake))
     assert summary.action == "resume"
     assert summary.pairs_this_attempt == pairs - written  # only the missing pairs were designed
-    report = publish.dedupe_check(lake, "2026-11-26")
-    assert (report.pairs, report.rows, report.duplicate_rows) == (pairs, pairs * TOP_K, 0)
+    run = reader.read_run(lake, "2026-11-26", columns=["pair_id", "rank"])  # the published run
+    designs = run.group_by(["pair_id", "rank"]).aggregate([]).num_rows
+    assert (len(set(run.column("pair_id").to_pylist())), run.num_rows, run.num_rows - designs) == \
+        (pairs, pairs * TOP_K, 0)
 
 
 @pytest.mark.slow
@@ -197,7 +203,7 @@ def test_digests_are_committed_with_the_run_so_a_crash_never_skews_the_next_incr
     run_generation(job_config(models, lake, "run_date=2026-11-26", "generation.incremental=true",
                               f"generation.recommender_uri={day2}"))
     assert set(reader.read_run(lake, "2026-11-26").column("user_id").to_pylist()) == {models["user_ids"][2]}
-    manifest = reader.read_manifest(lake, "2026-11-26")
+    manifest = reader.run_info(lake, "2026-11-26")
     assert manifest["attachments"][DIGESTS_ATTACHMENT]["path"].startswith("_state/designs/run_date=2026-11-26/user_digests-")
     assert len(storage.list_files(LakePaths(lake).run_state("2026-11-26"))) == 1  # the crashed attempts left none
 
@@ -208,7 +214,7 @@ def test_digests_are_committed_with_the_run_so_a_crash_never_skews_the_next_incr
     assert set(reader.read_run(lake, "2026-11-27").column("user_id").to_pylist()) == {models["user_ids"][5]}
 
     storage.write_bytes(storage.join(lake, manifest["attachments"][DIGESTS_ATTACHMENT]["path"]), b"tampered")
-    with pytest.raises(layout.LakeError, match="does not match its manifest"):
+    with pytest.raises(layout.LakeError, match="does not match its snapshot's record"):
         reader.read_attachment(lake, "2026-11-26", DIGESTS_ATTACHMENT)
 
 
@@ -249,7 +255,7 @@ def test_three_judges_realism_and_redesign_from_items_in_the_job(ray_local, tmp_
     best = {r["pair_id"]: r for r in table.filter(pa.compute.equal(table.column("rank"), 1)).to_pylist()}
     assert all(r["source_item_id"] in r["dataset_top_item_ids"] for r in table.to_pylist() if r["source_item_id"])
     assert best and table.column("source_item_id").null_count < table.num_rows
-    manifest = reader.read_manifest(cfg.lake_uri, cfg.run_date)
+    manifest = reader.run_info(cfg.lake_uri, cfg.run_date)
     assert manifest["properties"]["design.mode"] == "from_items" and manifest["properties"]["judge_version"]
 
 

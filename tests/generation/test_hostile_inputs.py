@@ -73,8 +73,11 @@ def _generate(shop, *extra: str) -> list[str]:
 
 
 def _snapshot(lake: str) -> dict[str, bytes]:
-    root = Path(LakePaths(lake).run(DATE))
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file of the designs table (data and metadata) and of its catalog."""
+    root = Path(lake)
+    return {str(p.relative_to(root)): p.read_bytes() for folder in (LakePaths(lake).designs(),
+                                                                     str(Path(LakePaths(lake).iceberg_catalog()).parent))
+            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
 
 
 @needs_fmnist

@@ -1,4 +1,5 @@
-"""The designs lake: output contract, safe keys, run lifecycle, readers (local folder and moto S3)."""
+"""The designs lake: output contract, safe keys, the Iceberg table's run lifecycle, migration from the Hive layout,
+readers (local folder and moto S3)."""
 from __future__ import annotations
 
 import json
@@ -11,21 +12,22 @@ import pytest
 
 from fashiongen import storage
 from fashiongen.data.images import decode_image
-from fashiongen.lake import (DESIGNS_SCHEMA, LakeError, LakePaths, RunStatus, complete_run_files, config_digest,
+from fashiongen.config import IcebergConfig
+from fashiongen.lake import (DESIGNS_SCHEMA, Lake, LakeError, LakePaths, RunStatus, complete_run_files, config_digest,
                              dedupe_check, design_key, designs_for_user, duckdb_connect,
                              latest_complete_run, list_complete_runs, make_pair_id, polars_storage_options,
-                             prepare_run, publish_run, read_manifest, read_run, run_status, validate_run_date,
-                             write_designs)
-from fashiongen.lake.reader import foreign_runs
-from fixtures import fake_designs, write_complete
+                             prepare_run, publish_run, read_run, run_info, run_status, staged_files,
+                             validate_run_date, write_designs)
+from fashiongen.lake import migrate, publish
+from fixtures import catalog_override, fake_designs, lake_at, write_complete
 
 D1, D2 = "2026-08-19", "2026-08-20"
 HOSTILE_IDS = ["../../etc", "a/b", "..", "/abs/path", "ünïcødé/東京", "x" * 5000, "a\\b", "nul\x00byte", "run_date=1999-01-01"]
 
 
 @pytest.fixture
-def lake(storage_root) -> str:
-    return storage_root
+def lake(storage_root, tmp_path) -> Lake:
+    return lake_at(storage_root, tmp_path)
 
 
 # --- contract and keys -------------------------------------------------------------------------------------
@@ -35,7 +37,7 @@ def test_bad_run_dates_are_rejected(bad):
     with pytest.raises(LakeError, match="run_date"):
         validate_run_date(bad)
     with pytest.raises(LakeError):
-        LakePaths("lake").run(bad)
+        LakePaths("lake").run_data(bad)
 
 
 def test_image_keys_are_hashes_never_ids():
@@ -65,8 +67,9 @@ def test_hostile_ids_never_become_paths(tmp_path):
     publish_run(lake, D1, model_version="m1")
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lake"]  # nothing escaped the lake
-    allowed = re.compile(r"^(designs|images|run_date=\d{4}-\d{2}-\d{2}|[0-9a-f]{2}|[0-9a-f]{64}\.png"
-                         r"|part-[0-9a-f]{32}\.parquet|_SUCCESS)$")
+    allowed = re.compile(r"^(designs|images|data|metadata|_catalog|_work|iceberg\.db|run_date=\d{4}-\d{2}-\d{2}|[0-9a-f]{2}"
+                         r"|[0-9a-f]{64}\.png|attempt-[0-9a-f]{12}|part-[0-9a-f]{32}\.parquet"
+                         r"|\d{5}-[0-9a-f-]{36}\.metadata\.json|(snap-\d+-\d-)?[0-9a-f-]{36}(-m\d+)?\.avro)$")
     for root, dirs, files in os.walk(tmp_path / "lake"):
         for name in dirs + files:
             assert allowed.match(name), os.path.join(root, name)
@@ -80,13 +83,13 @@ def test_hostile_ids_never_become_paths(tmp_path):
 
 def test_write_publish_read_back(lake):
     users = [f"u{i}" for i in range(6)]
-    manifest = write_complete(lake, D1, users)
+    record = write_complete(lake, D1, users)
     assert list_complete_runs(lake) == [D1] and latest_complete_run(lake) == D1
     assert run_status(lake, D1) == RunStatus.COMPLETE == "complete"
-    assert manifest == read_manifest(lake, D1)
-    assert (manifest["rows"], manifest["pairs"], len(manifest["files"])) == (24, 12, 2)
-    assert manifest["model_version"] == "m1" and re.fullmatch(r"[0-9a-f]{64}", manifest["config_digest"])
-    assert manifest["config_digest"] == config_digest({"generation": {"steps": 10}}) != config_digest({})
+    assert record == run_info(lake, D1)
+    assert (record["rows"], record["pairs"], len(record["files"])) == (24, 12, 2)
+    assert record["model_version"] == "m1" and re.fullmatch(r"[0-9a-f]{64}", record["config_digest"])
+    assert record["config_digest"] == config_digest({"generation": {"steps": 10}}) != config_digest({})
 
     table = read_run(lake)
     assert table.schema == DESIGNS_SCHEMA and table.num_rows == 24
@@ -101,78 +104,98 @@ def test_write_publish_read_back(lake):
         read_run(lake, D1, columns=["nope"])
 
 
-def test_incomplete_run_is_never_listed_or_read(lake):
+def test_a_run_is_one_snapshot_whose_properties_carry_its_record(lake):
     write_complete(lake, D1, ["u0", "u1"])
-    write_designs(fake_designs(D2, ["u0", "u1"]), lake, D2)  # D2 crashed before its manifest
+    write_designs(fake_designs(D2, ["u0"], model_version="m2"), lake, D2)
+    publish_run(lake, D2, model_version="m2", config={"x": 1}, properties={"design.mode": "optimise"})
+    table = lake.table()
+    snapshots = table.snapshots()
+    assert len(snapshots) == 2  # one per run date: every file of a date lands in one atomic commit
+    summary = snapshots[-1].summary.additional_properties
+    assert summary["fashiongen.run_date"] == D2 and summary["fashiongen.model_version"] == "m2"
+    assert (summary["added-data-files"], summary["added-records"]) == ("1", "4")
+    record = run_info(lake, D2)
+    assert (record["rows"], record["pairs"], record["properties"]) == (4, 2, {"design.mode": "optimise"})
+    assert record["snapshot_id"] == snapshots[-1].snapshot_id and record["config_digest"] == config_digest({"x": 1})
+    # time travel: the table as it was after the first run holds only D1
+    before = table.scan(snapshot_id=snapshots[0].snapshot_id).to_arrow()
+    assert set(before.column("run_date").to_pylist()) == {D1} and before.num_rows == 8
+
+    # --force replaces exactly one date, in one more snapshot; the other date's files and record are untouched
+    d2 = run_info(lake, D2)
+    prepare_run(lake, D1, force=True)
+    write_designs(fake_designs(D1, ["u7"]), lake, D1)
+    publish_run(lake, D1, model_version="m1", replace=True)
+    assert len(lake.table().snapshots()) == 3 and run_info(lake, D2) == d2
+    assert set(read_run(lake, D1).column("user_id").to_pylist()) == {"u7"} and read_run(lake, D2).num_rows == 4
+
+
+def test_incomplete_run_is_never_listed_or_read(lake):
+    import polars as pl
+
+    write_complete(lake, D1, ["u0", "u1"])
+    write_designs(fake_designs(D2, ["u0", "u1"]), lake, D2)  # D2 crashed before its commit
     assert run_status(lake, D2) == RunStatus.PARTIAL
     assert list_complete_runs(lake) == [D1] and latest_complete_run(lake) == D1
     assert set(read_run(lake).column("run_date").to_pylist()) == {D1}
-    with pytest.raises(LakeError, match="not complete"):
+    with pytest.raises(LakeError, match="not published"):
         read_run(lake, D2)
     con = duckdb_connect(lake)
     assert con.sql("SELECT DISTINCT run_date FROM designs").fetchall() == [(D1,)]
     assert all(f"run_date={D1}/" in f for f in complete_run_files(lake))
-    assert run_status(lake, "2026-01-01") == RunStatus.ABSENT and list_complete_runs(lake + "/nowhere") == []
+    assert set(lake.table().scan().to_arrow().column("run_date").to_pylist()) == {D1}
+    assert pl.scan_iceberg(lake.table()).select("run_date").unique().collect()["run_date"].to_list() == [D1]
+    assert run_status(lake, "2026-01-01") == RunStatus.ABSENT
+    elsewhere = Lake(lake.uri + "/elsewhere", lake.iceberg)
+    if lake.iceberg.catalog_uri:  # a shared catalog: another lake's table is refused, never read as this one's
+        with pytest.raises(LakeError, match="namespace of its own"):
+            list_complete_runs(elsewhere)
+    else:  # the embedded catalog lives in the lake
+        assert list_complete_runs(elsewhere) == []
+    assert list_complete_runs(Lake(lake.uri, IcebergConfig(lake.iceberg.catalog_uri, namespace="other"))) == []
 
 
-FOREIGN = {"run_date=2026-08-21": b"", "run_date=2026-08-22": b"<xml/>", "run_date=2026-08-23": b"[1, 2]",
-           "run_date=2026-08-24": json.dumps({"run_date": "2026-08-24", "model_version": "m", "rows": 1, "pairs": 1,
-                                              "files": "x.parquet", "created_at": "", "fashiongen_version": "",
-                                              "config_digest": ""}).encode()}
-
-
-def test_foreign_manifests_and_folders_are_skipped_and_reported(lake, caplog, capsys):
-    from fashiongen import cli
-
-    write_complete(lake, D1, ["u0", "u1"])
-    for name, data in FOREIGN.items():  # e.g. Hadoop/Spark's empty _SUCCESS, or another tool's marker
-        storage.write_bytes(storage.join(lake, "designs", name, "_SUCCESS"), data)
-    storage.write_bytes(storage.join(lake, "designs", "backup-2026", "part-0.parquet"), b"x")
-    storage.write_bytes(storage.join(lake, "designs", "run_date=2026-02-31", "_SUCCESS"), b"{}")
-    with caplog.at_level(logging.WARNING, logger="fashiongen.lake.reader"):
-        assert list_complete_runs(lake) == [D1] and latest_complete_run(lake) == D1
-    assert all(name in caplog.text for name in FOREIGN)
-    skipped = foreign_runs(lake)
-    assert set(skipped) == {*FOREIGN, "backup-2026", "run_date=2026-02-31"}
-    assert "empty" in skipped["run_date=2026-08-21"] and "not valid JSON" in skipped["run_date=2026-08-22"]
-    assert "not a JSON object" in skipped["run_date=2026-08-23"] and "files" in skipped["run_date=2026-08-24"]
-    assert "not a run_date=YYYY-MM-DD folder" in skipped["backup-2026"]
-    assert read_run(lake).num_rows == 8 and len(complete_run_files(lake)) == 2
-    assert duckdb_connect(lake).execute("SELECT count(*) FROM designs").fetchone()[0] == 8
-    with pytest.raises(LakeError, match="run_date=2026-08-21/_SUCCESS is empty"):
-        read_manifest(lake, "2026-08-21")
-
-    assert cli.main(["lake", "runs", f"lake_uri={lake}"]) == 0
-    out = capsys.readouterr().out
-    assert f"| {D1} | 8 | 4 | m1 |" in out and all(f"skipped designs/{name}: " in out for name in skipped)
-
-
-def test_manifest_is_written_last_and_only_after_checks(lake, monkeypatch):
+def test_publish_commits_after_the_checks_and_then_drops_the_checkpoint(lake, monkeypatch):
     write_designs(fake_designs(D1, ["u0", "u1"]), lake, D1)
-    storage.write_bytes(storage.join(LakePaths(lake).checkpoint(D1), "ckpt.parquet"), b"x")
-    writes: list[str] = []
-    real_write, real_delete = storage.write_bytes, storage.delete
+    storage.write_bytes(storage.join(lake.paths.checkpoint(D1), "ckpt.parquet"), b"x")
+    calls: list[str] = []
+    real_commit, real_delete = publish.commit_files, storage.delete
 
-    def spy_write(uri: str, data: bytes) -> None:
-        writes.append(uri)
-        real_write(uri, data)
+    def spy_commit(*args, **kwargs):
+        calls.append("commit")
+        return real_commit(*args, **kwargs)
 
     def spy_delete(uri: str) -> None:
-        writes.append(f"delete {uri}")
+        calls.append(f"delete {uri}")
         real_delete(uri)
 
-    monkeypatch.setattr(storage, "write_bytes", spy_write)
+    monkeypatch.setattr(publish, "commit_files", spy_commit)
     monkeypatch.setattr(storage, "delete", spy_delete)
     publish_run(lake, D1, model_version="m1")
-    # the manifest is the only write; only the checkpoint cleanup follows it
-    assert writes == [LakePaths(lake).manifest(D1), f"delete {LakePaths(lake).checkpoint(D1)}"]
-    assert not storage.list_dir(LakePaths(lake).checkpoint(D1))
+    assert calls[0] == "commit" and calls[1] == f"delete {lake.paths.checkpoint(D1)}"
+    assert not storage.list_dir(lake.paths.checkpoint(D1))
     with pytest.raises(LakeError, match="already published"):
         publish_run(lake, D1, model_version="m1")
 
 
-def test_publish_refuses_bad_runs_and_writes_no_manifest(lake):
-    with pytest.raises(LakeError, match="no Parquet files"):
+def test_a_failed_commit_publishes_nothing_and_keeps_the_staged_files(lake, monkeypatch):
+    from pyiceberg.exceptions import CommitFailedException
+
+    write_designs(fake_designs(D1, ["u0", "u1"]), lake, D1)
+    staged = staged_files(lake, D1)
+    lake.create_table()
+    monkeypatch.setattr(publish, "COMMIT_TRIES", 2)
+    monkeypatch.setattr("pyiceberg.table.Transaction.commit_transaction",
+                        lambda self: (_ for _ in ()).throw(CommitFailedException("another writer won")))
+    with pytest.raises(LakeError, match="could not commit run .* after 2 tries"):
+        publish_run(lake, D1, model_version="m1")
+    monkeypatch.undo()
+    assert list_complete_runs(lake) == [] and staged_files(lake, D1) == staged
+    assert publish_run(lake, D1, model_version="m1")["rows"] == 8  # the rerun commits them
+
+
+def test_publish_refuses_bad_runs_and_commits_nothing(lake):
+    with pytest.raises(LakeError, match="no staged Parquet files"):
         publish_run(lake, D1, model_version="m1")
     part = fake_designs(D1, ["u0"])
     write_designs(part, lake, D1)
@@ -181,7 +204,7 @@ def test_publish_refuses_bad_runs_and_writes_no_manifest(lake):
     assert (report.rows, report.pairs, report.designs, report.duplicate_rows, report.files) == (8, 2, 4, 4, 2)
     with pytest.raises(LakeError, match="duplicate"):
         publish_run(lake, D1, model_version="m1")
-    assert not storage.exists(LakePaths(lake).manifest(D1)) and list_complete_runs(lake) == []
+    assert list_complete_runs(lake) == [] and (lake.table() is None or lake.table().current_snapshot() is None)
 
     write_designs(fake_designs(D2, ["u0"], model_version="old"), lake, D2)
     write_designs(fake_designs(D2, ["u1"], model_version="new"), lake, D2)
@@ -206,25 +229,29 @@ def test_write_designs_checks_the_contract(tmp_path):
     storage_path = write_designs(loose, lake, D1)
     assert storage.read_table(storage_path).schema == DESIGNS_SCHEMA
     # a file written off-contract by another writer is caught at publish
-    storage.write_table(table.drop_columns(["realism"]), storage.join(LakePaths(lake).run(D2), "part-x.parquet"))
+    prepare_run(lake, D2)
+    storage.write_table(table.drop_columns(["realism"]),
+                        storage.join(LakePaths(lake).attempt(D2, publish.current_attempt(lake, D2)), "part-x.parquet"))
     with pytest.raises(LakeError, match="part-x.parquet"):
         publish_run(lake, D2, model_version="m1")
 
 
 def test_prepare_run_force_noop_resume(lake):
-    ckpt_file = storage.join(LakePaths(lake).checkpoint(D1), "checkpoint-0.parquet")
-    image = LakePaths(lake).image(D1, "u0", "Dress", 1)
+    paths = lake.paths
+    ckpt_file = storage.join(paths.checkpoint(D1), "checkpoint-0.parquet")
+    image = paths.image(D1, "u0", "Dress", 1)
 
     plan = prepare_run(lake, D1)
     assert (plan.action, plan.previous_status) == ("start", RunStatus.ABSENT)
     assert (plan.run_uri, plan.checkpoint_uri, plan.images_uri) == \
-        (LakePaths(lake).run(D1), LakePaths(lake).checkpoint(D1), LakePaths(lake).images_run(D1))
+        (paths.attempt(D1, plan.attempt), paths.checkpoint(D1), paths.images_run(D1))
 
     first = write_designs(fake_designs(D1, ["u0"]), lake, D1)  # crash after one block, checkpoint present
+    assert first.startswith(plan.run_uri + "/")
     storage.write_bytes(ckpt_file, b"done pairs")
     storage.write_bytes(image, b"png")
-    plan = prepare_run(lake, D1)
-    assert (plan.action, plan.previous_status) == ("resume", RunStatus.PARTIAL)
+    resumed = prepare_run(lake, D1)
+    assert (resumed.action, resumed.previous_status, resumed.run_uri) == ("resume", RunStatus.PARTIAL, plan.run_uri)
     assert storage.exists(first) and storage.exists(ckpt_file)  # resume keeps what was written
 
     write_designs(fake_designs(D1, ["u1"]), lake, D1)
@@ -232,62 +259,162 @@ def test_prepare_run_force_noop_resume(lake):
     storage.write_bytes(ckpt_file, b"left over")  # a crash between commit and checkpoint cleanup
     plan = prepare_run(lake, D1)
     assert (plan.action, plan.previous_status) == ("skip", RunStatus.COMPLETE)
-    assert read_manifest(lake, D1)["rows"] == 8 and not storage.exists(ckpt_file)
+    assert run_info(lake, D1)["rows"] == 8 and not storage.exists(ckpt_file)
 
-    # force on a published run: it stays readable while the new one is written beside it, then swaps in
-    abandoned = write_designs(fake_designs(D1, ["u9"]), lake, D1)  # a force attempt that crashed before its commit
-    old_files = read_manifest(lake, D1)["files"]
+    # force on a published run: a new attempt beside it; readers keep the old run until the commit swaps it in
+    crashed = prepare_run(lake, D1, force=True)
+    abandoned = write_designs(fake_designs(D1, ["u9"]), lake, D1)  # that force attempt crashed before its commit
+    old = run_info(lake, D1)
     plan = prepare_run(lake, D1, force=True)
-    assert (plan.action, plan.previous_status) == ("start", RunStatus.COMPLETE)
-    assert sorted(plan.superseded) == sorted(old_files) and not storage.exists(abandoned)
-    assert list_complete_runs(lake) == [D1] and read_run(lake, D1).num_rows == 8  # readers keep the old run
+    assert (plan.action, plan.previous_status) == ("start", RunStatus.COMPLETE) and plan.attempt != crashed.attempt
+    assert not storage.exists(abandoned) and storage.exists(first)  # the committed attempt is never deleted
+    assert list_complete_runs(lake) == [D1] and read_run(lake, D1).num_rows == 8
     replacement = write_designs(fake_designs(D1, ["u2"]), lake, D1)
-    assert dedupe_check(lake, D1, exclude=plan.superseded).pairs == 2
-    manifest = publish_run(lake, D1, model_version="m1", replacing=plan.superseded)
-    assert manifest["files"] == [replacement.rsplit("/", 1)[1]] and not storage.exists(first)
-    assert set(read_run(lake, D1).column("user_id").to_pylist()) == {"u2"}
+    assert dedupe_check(lake, D1).pairs == 2
     with pytest.raises(LakeError, match="already published"):
-        publish_run(lake, D1, model_version="m1")  # a second commit needs force (replacing=...)
+        publish_run(lake, D1, model_version="m1")  # replacing needs force (replace=True)
+    record = publish_run(lake, D1, model_version="m1", replace=True)
+    assert record["files"] == [storage.local_path(replacement) or replacement]
+    assert set(read_run(lake, D1).column("user_id").to_pylist()) == {"u2"}
+    history = lake.table().scan(snapshot_id=old["snapshot_id"]).to_arrow()  # time travel still reads the old run
+    assert set(history.column("user_id").to_pylist()) == {"u0", "u1"}
+    assert lake.table().snapshots()[-1].summary["deleted-data-files"] == "2"  # one snapshot: out with the old
 
-    # force on a partial run wipes it; rows without a checkpoint: nothing says which pairs are done, so the date
-    # restarts from scratch
-    storage.delete(LakePaths(lake).manifest(D1))
-    assert prepare_run(lake, D1, force=True).action == "start" and run_status(lake, D1) == RunStatus.ABSENT
-    assert not storage.exists(image)
-    stray = write_designs(fake_designs(D1, ["u0"]), lake, D1)
-    plan = prepare_run(lake, D1)
+    # a partial date: rows without a checkpoint say nothing of which pairs are done, so it restarts from scratch
+    stray = write_designs(fake_designs(D2, ["u0"]), lake, D2)
+    storage.write_bytes(paths.image(D2, "u0", "Dress", 1), b"png")
+    plan = prepare_run(lake, D2)
     assert (plan.action, plan.previous_status) == ("start", RunStatus.PARTIAL)
-    assert not storage.exists(stray)
+    assert not storage.exists(stray) and not storage.list_files(paths.images_run(D2))
+    assert run_status(lake, D2) == RunStatus.ABSENT
 
 
-# --- DuckDB and Polars ---------------------------------------------------------------------------------------
+# --- migration from the Hive layout -------------------------------------------------------------------------
 
-def test_duckdb_reads_complete_runs_with_hive_partition(lake):
+def _legacy_run(lake: Lake, run_date: str, users: list[str], attachment: bool = False) -> dict:
+    """A run as fashiongen wrote it before the Iceberg table: Parquet files and a _SUCCESS JSON manifest."""
+    base = lake.paths.legacy_run(run_date)
+    old_schema = pa.schema([f for f in DESIGNS_SCHEMA if f.name not in ("mode", "source_item_id")])  # older columns
+    files = []
+    for k, part in enumerate((users[: len(users) // 2], users[len(users) // 2:])):
+        name = f"part-{k}.parquet"
+        storage.write_table(fake_designs(run_date, part, model_version="m0").select(old_schema.names).cast(old_schema),
+                            storage.join(base, name))
+        files.append(name)
+    attachments = {}
+    if attachment:
+        digests = lake.paths.run_state(run_date, "user_digests-0.parquet")
+        storage.write_table(pa.table({"user_id": users}), digests)
+        data = storage.read_bytes(digests)
+        import hashlib
+        attachments = {"user_digests": {"path": digests[len(lake.uri) + 1:], "bytes": len(data),
+                                        "sha256": hashlib.sha256(data).hexdigest()}}
+    manifest = {"format": "fashiongen.designs/1", "run_date": run_date, "model_version": "m0", "rows": 4 * len(users),
+                "pairs": 2 * len(users), "files": files, "created_at": "2026-08-01T00:00:00+00:00",
+                "fashiongen_version": "0.1.0", "config_digest": "c" * 64, "attachments": attachments,
+                "properties": {"design.mode": "optimise"}}
+    storage.write_bytes(lake.paths.legacy_manifest(run_date), json.dumps(manifest).encode())
+    return manifest
+
+
+FOREIGN = {"run_date=2026-08-21": b"", "run_date=2026-08-22": b"<xml/>", "run_date=2026-08-23": b"[1, 2]",
+           "run_date=2026-08-24": json.dumps({"run_date": "2026-08-24", "model_version": "m", "rows": 1, "pairs": 1,
+                                              "files": "x.parquet", "created_at": "", "fashiongen_version": "",
+                                              "config_digest": ""}).encode()}
+
+
+def test_migrate_imports_a_hive_layout_lake_once(lake, capsys):
+    from fashiongen import cli
+    from fashiongen.lake.reader import read_attachment
+
+    _legacy_run(lake, D1, ["u0", "u1"], attachment=True)
+    _legacy_run(lake, D2, ["u0", "u1", "u2", "u3"])
+    for name, data in FOREIGN.items():  # e.g. Hadoop/Spark's empty _SUCCESS, or another tool's marker
+        storage.write_bytes(storage.join(lake.paths.designs(), name, "_SUCCESS"), data)
+    storage.write_bytes(storage.join(lake.paths.designs(), "backup-2026", "part-0.parquet"), b"x")
+    storage.write_table(fake_designs("2026-08-25", ["u0"]),  # crashed before its manifest
+                        storage.join(lake.paths.designs(), "run_date=2026-08-25", "part-0.parquet"))
+    args = catalog_override(lake)
+    assert list_complete_runs(lake) == []
+    assert cli.main(["lake", "runs", *args]) == 0
+    assert "2 run(s) in the Hive layout are not in the table" in capsys.readouterr().out
+
+    report = migrate.migrate(lake)
+    assert report.migrated == [D1, D2] and report.already == []
+    assert "empty" in report.skipped["run_date=2026-08-21"] and "not valid JSON" in report.skipped["run_date=2026-08-22"]
+    assert "not a JSON object" in report.skipped["run_date=2026-08-23"] and "files" in report.skipped["run_date=2026-08-24"]
+    assert "no _SUCCESS" in report.skipped["run_date=2026-08-25"] and "not a run_date" in report.skipped["backup-2026"]
+    assert list_complete_runs(lake) == [D1, D2] and len(lake.table().snapshots()) == 2
+    record = run_info(lake, D1)
+    assert (record["rows"], record["pairs"], record["model_version"], record["created_at"]) == \
+        (8, 4, "m0", "2026-08-01T00:00:00+00:00")
+    assert record["properties"] == {"design.mode": "optimise"} and len(record["files"]) == 2
+    assert read_attachment(lake, D1, "user_digests").column("user_id").to_pylist() == ["u0", "u1"]
+    run = read_run(lake, D2)
+    assert run.num_rows == 16 and run.schema == DESIGNS_SCHEMA and run.column("mode").null_count == 16
+
+    assert migrate.migrate(lake).migrated == [] and len(lake.table().snapshots()) == 2  # idempotent
+    assert cli.main(["lake", "migrate", *args]) == 0
+    assert "migrated 0 run(s)" in capsys.readouterr().out
+    write_complete(lake, "2026-08-26", ["u5", "u6"])  # new runs land beside the migrated ones
+    assert cli.main(["lake", "runs", *args]) == 0
+    out = capsys.readouterr().out
+    assert f"| {D1} | 8 | 4 | m0 |" in out and "| 2026-08-26 | 8 | 4 | m1 |" in out and "Hive layout" not in out
+
+
+def test_a_foreign_table_in_the_catalog_is_refused_clearly(lake):
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import NestedField, StringType
+
+    catalog = lake.catalog()
+    catalog.create_namespace_if_not_exists("fashiongen")
+    catalog.create_table(lake.identifier, schema=Schema(NestedField(1, "id", StringType(), required=False)),
+                         location=storage.join(lake.uri, "someone-else") if storage.is_s3(lake.uri)
+                         else "file://" + storage.local_path(storage.join(lake.uri, "someone-else")))
+    with pytest.raises(LakeError, match="fashiongen.designs is not a fashiongen designs table"):
+        list_complete_runs(lake)
+    write_designs(fake_designs(D1, ["u0"]), lake, D1)
+    with pytest.raises(LakeError, match="iceberg.namespace"):
+        publish_run(lake, D1, model_version="m1")
+
+
+def test_an_s3_lake_without_a_catalog_says_how_to_name_one(monkeypatch, tmp_path):
+    for name in [k for k in os.environ if k.startswith("PYICEBERG_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", "/nonexistent")
+    with pytest.raises(LakeError, match="iceberg.catalog_uri"):
+        list_complete_runs("s3://bucket/lake")
+    with pytest.raises(LakeError, match="cannot open the Iceberg catalog .*no-such-folder"):
+        list_complete_runs(Lake(str(tmp_path), IcebergConfig(f"sqlite:///{tmp_path}/no-such-folder/c.db")))
+
+
+# --- DuckDB, Polars, pyiceberg --------------------------------------------------------------------------------
+
+def test_duckdb_reads_published_runs(lake, tmp_path):
     write_complete(lake, D1, ["u0", "u1"])
     write_complete(lake, D2, ["u0", "u1", "u2", "u3"])
+    write_designs(fake_designs("2026-08-21", ["u0"]), lake, "2026-08-21")  # staged, never read
     con = duckdb_connect(lake)
     assert con.sql("SELECT run_date, count(*) FROM designs GROUP BY 1 ORDER BY 1").fetchall() == [(D1, 8), (D2, 16)]
     assert {row[0]: row[1] for row in con.sql("DESCRIBE designs").fetchall()}["run_date"] == "VARCHAR"
-    glob = (lake if storage.is_s3(lake) else storage.local_path(lake)) + "/designs/*/*.parquet"
-    assert con.sql(f"SELECT count(DISTINCT run_date), count(*) FROM read_parquet('{glob}', hive_partitioning=true)"
-                   ).fetchall() == [(2, 24)]
     assert con.execute("SELECT sum(lift) FROM designs WHERE user_id = 'u2'").fetchone()[0] == pytest.approx(8.0)
-    empty = duckdb_connect(lake + "/empty")
+    (tmp_path / "other").mkdir()
+    empty = duckdb_connect(lake_at(lake.uri + "/empty", tmp_path / "other"))
     assert empty.execute("SELECT count(*) FROM designs").fetchone()[0] == 0
     with pytest.raises(LakeError, match="identifier"):
         duckdb_connect(lake, view="x; DROP")
 
 
-def test_polars_reads_complete_runs_with_hive_partition(lake):
+def test_polars_reads_the_table_and_its_files(lake):
     import polars as pl
 
     write_complete(lake, D1, ["u0", "u1"])
-    write_designs(fake_designs(D2, ["u0"]), lake, D2)  # partial: not in complete_run_files
-    options = polars_storage_options() if storage.is_s3(lake) else None
-    frame = pl.scan_parquet(complete_run_files(lake), hive_partitioning=True, storage_options=options).collect()
+    write_designs(fake_designs(D2, ["u0"]), lake, D2)  # partial: not in the table
+    frame = pl.scan_iceberg(lake.table()).collect()
     assert frame.height == 8 and frame["run_date"].unique().to_list() == [D1]
-    counts = frame.group_by("category").len().sort("category")
-    assert counts["len"].to_list() == [4, 4]
+    options = polars_storage_options() if storage.is_s3(lake.uri) else None
+    files = pl.scan_parquet(complete_run_files(lake), hive_partitioning=False, storage_options=options).collect()
+    assert files.height == 8 and files.group_by("category").len().sort("category")["len"].to_list() == [4, 4]
 
 
 def test_polars_storage_options_come_from_env(monkeypatch):
@@ -304,12 +431,15 @@ def test_polars_storage_options_come_from_env(monkeypatch):
                                         "aws_allow_http": "true"}
 
 
-def test_manifest_holds_no_credentials(tmp_path, monkeypatch):
+def test_the_table_and_its_catalog_hold_no_credentials(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "very-secret-value-123")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEY")
     lake = str(tmp_path)
     write_complete(lake, D1, ["u0"])
-    text = storage.read_bytes(LakePaths(lake).manifest(D1)).decode()
-    assert "very-secret-value-123" not in text and "AKIAEXAMPLEKEY" not in text
-    assert set(json.loads(text)) == {"format", "run_date", "model_version", "rows", "pairs", "files", "created_at",
-                                     "fashiongen_version", "config_digest", "attachments", "properties"}
+    for root, _, files in os.walk(tmp_path):
+        for name in files:
+            data = open(os.path.join(root, name), "rb").read()
+            assert b"very-secret-value-123" not in data and b"AKIAEXAMPLEKEY" not in data, name
+    assert set(run_info(lake, D1)) == {"run_date", "model_version", "rows", "pairs", "created_at", "attempt",
+                                       "fashiongen_version", "config_digest", "attachments", "properties",
+                                       "snapshot_id", "files"}

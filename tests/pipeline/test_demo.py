@@ -16,7 +16,7 @@ import pytest
 
 from fashiongen import storage
 from fashiongen.config import load_config
-from fashiongen.lake import list_complete_runs, read_manifest, read_run
+from fashiongen.lake import list_complete_runs, run_info, read_run
 from fixtures import REPO, needs_fmnist
 
 pytestmark = [needs_fmnist, pytest.mark.slow]  # the whole pipeline, on its own local Ray
@@ -100,7 +100,7 @@ def test_demo_runs_the_pipeline_and_a_rerun_reuses_it(tmp_path):
     # The designs table: top_k ranked designs for every (user, category) pair of the published run.
     top_k = load_config(CONFIG).design.top_k
     assert list_complete_runs(str(lake)) == ["2026-11-26"]
-    manifest = read_manifest(str(lake), "2026-11-26")
+    manifest = run_info(str(lake), "2026-11-26")
     run = read_run(str(lake), "2026-11-26", columns=["pair_id", "user_id", "category", "rank"])
     assert len(set(run.column("user_id").to_pylist())) == 3  # generation.max_users
     assert manifest["pairs"] == len(set(run.column("pair_id").to_pylist())) == 3 * 10  # users x categories
@@ -113,5 +113,5 @@ def test_demo_runs_the_pipeline_and_a_rerun_reuses_it(tmp_path):
 
     again = demo(args, tmp_path)
     assert "Designs run 2026-11-26 (skip)" in again  # published: nothing recomputed
-    assert read_manifest(str(lake), "2026-11-26") == manifest
+    assert run_info(str(lake), "2026-11-26") == manifest
     assert storage.exists(str(lake / "catalogue" / "catalogue.json"))

@@ -116,7 +116,7 @@ def test_nightly_jobs_design_changed_users_and_a_date_runs_once(lake, ray_head):
     assert designs.num_rows == len(returning) * categories * 2
     report = json.loads(storage.read_bytes(f"{cfg.lake_uri}/evaluation/nightly/run_date={DAY2}/report.json"))
     assert report["changed_users"] == 2 and report["quarantined"] == {"landed: user not in the catalogue": 1}
-    manifest = reader.read_manifest(cfg.lake_uri, DAY2)
+    manifest = reader.run_info(cfg.lake_uri, DAY2)
     assert manifest["model_version"].startswith(report["model_version"])
     page = storage.read_bytes(LakePaths.of(cfg).report(DAY2)).decode()  # the night's report, linking the first night
     assert f"report: {LakePaths.of(cfg).report(DAY2)}" in second.stdout
@@ -126,7 +126,7 @@ def test_nightly_jobs_design_changed_users_and_a_date_runs_once(lake, ray_head):
     assert again.returncode != 0 and "already exists" in again.stdout + again.stderr  # Ray refuses the same id
     retry = _submit(ray_head, f"nightly-{DAY2}-retry", *overrides, f"run_date={DAY2}")
     assert retry.returncode == 0 and "nothing to do" in retry.stdout  # a published date is a no-op
-    assert reader.read_manifest(cfg.lake_uri, DAY2) == manifest
+    assert reader.run_info(cfg.lake_uri, DAY2) == manifest
 
 
 class _Args:

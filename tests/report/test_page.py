@@ -15,11 +15,11 @@ from fashiongen import storage
 from fashiongen.cli import main
 from fashiongen.config import load_config
 from fashiongen.generation.summary import JUDGES
-from fashiongen.lake import publish_run, write_designs
+from fashiongen.lake import Lake, publish_run, write_designs
 from fashiongen.lake.layout import id_key
 from fashiongen.lake.paths import LakePaths
 from fashiongen.report.page import ReportError, run_summary, sample_users, write_report, write_user_page
-from fixtures import fake_designs
+from fixtures import catalog_override, fake_designs, lake_at
 
 USERS = [f"u{k:03d}" for k in range(8)]
 CHROMIUM = shutil.which("chromium")
@@ -39,14 +39,15 @@ def _judged(run_date: str, users: list[str], seed: int = 0) -> pa.Table:
     return table
 
 
-def _publish(lake: str, run_date: str, table: pa.Table) -> None:
+def _publish(lake: Lake | str, run_date: str, table: pa.Table) -> None:
     write_designs(table, lake, run_date)
     publish_run(lake, run_date, model_version="m1", config={"generation": {"steps": 10}},
                 properties={"design.mode": "optimise", "judge_version": "dvbpr-judge"})
 
 
-def _cfg(lake: str):
-    return load_config(None, [f"lake_uri={lake}", f"data.catalogue_uri={lake}/catalogue",
+def _cfg(lake: Lake | str):
+    lake = lake if isinstance(lake, Lake) else Lake(lake)
+    return load_config(None, [*catalog_override(lake), f"data.catalogue_uri={lake.uri}/catalogue",
                               "generation.realism_sample=0"])
 
 
@@ -54,9 +55,9 @@ def _page(cfg, run_date: str) -> str:
     return storage.read_bytes(LakePaths.of(cfg).report(run_date)).decode()
 
 
-def test_the_report_says_the_run_summarys_numbers(storage_root):
+def test_the_report_says_the_run_summarys_numbers(storage_root, tmp_path):
     """Local folder and moto S3: the page is one object under the lake; its figures are the summary's."""
-    lake = storage_root
+    lake = lake_at(storage_root, tmp_path)
     _publish(lake, "2026-11-26", _judged("2026-11-26", USERS))
     cfg = _cfg(lake)
     uri = write_report(cfg, "2026-11-26", users=3)
