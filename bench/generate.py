@@ -143,7 +143,8 @@ class Phases:
         from fashiongen.lake.paths import LakePaths
 
         originals = {"write_pairs": (job, job.write_pairs), "dedupe_check": (publish, publish.dedupe_check),
-                     "publish_run": (publish, publish.publish_run), "summarise": (job, job.summarise)}
+                     "publish_run": (publish, publish.publish_run), "commit_files": (publish, publish.commit_files),
+                     "summarise": (job, job.summarise)}
 
         def timed(name, fn):
             def call(*args, **kwargs):
@@ -338,7 +339,7 @@ def throughput(args: argparse.Namespace) -> int:
         row = {"rep": rep, "run_date": run_date, "pairs": len(pair_ids), "engine_s": engine_s, "job_wall_s": job_wall,
                "pipeline_s": summary.seconds, "driver_setup_s": setup, "write_pairs_s": phases.total("write_pairs"),
                "dedupe_check_s": phases.total("dedupe_check"), "pipeline_only_s": pipeline,
-               "publish_run_s": phases.total("publish_run"), "summarise_s": phases.total("_summarise")}
+               "publish_run_s": phases.total("publish_run"), "summarise_s": phases.total("summarise")}
         rows.append(row)
         print(f"repeat {rep}: engine {len(pair_ids) / engine_s:.2f} pairs/s, job {len(pair_ids) / job_wall:.2f} "
               f"pairs/s end to end, ratio {engine_s / job_wall:.3f}", flush=True)
@@ -377,8 +378,8 @@ def throughput(args: argparse.Namespace) -> int:
                       ("write_pairs_s", "write_pairs (a Ray Data job)"),
                       ("pipeline_only_s", "pipeline: read -> DesignActor pool -> PNG -> write_parquet"),
                       ("dedupe_check_s", "dedupe_check x2 (before/after counts)"),
-                      ("publish_run_s", "publish_run (verify + manifest)"),
-                      ("summarise_s", "_summarise (reads the whole run back)")):
+                      ("publish_run_s", "publish_run (verify + Iceberg commit)"),
+                      ("summarise_s", "summarise (reads the whole run back)")):
         lines.append(f"| {name} | {median(key):.2f} | {median(key) / wall:.1%} |")
     lines += ["", "Inside the pipeline, measured in the driver on the same pairs (single run):", "",
               "| step | s | per pair ms |", "|---|---|---|",
@@ -424,14 +425,19 @@ def scale_one(args: argparse.Namespace) -> int:
     poller.stop()
     driver_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     before_publish = phases.first_start("publish_run")
-    design_bytes, design_files = dir_size(Path(LakePaths(lake).run(run_date)), ".parquet")
+    from fashiongen.lake import reader
+
+    committed = reader.complete_run_files(lake, [run_date])
+    design_bytes, design_files = sum(Path(f).stat().st_size for f in committed), len(committed)
+    metadata_bytes, metadata_files = dir_size(Path(LakePaths(lake).designs()) / "metadata")
     pairs_bytes, pairs_files = dir_size(Path(LakePaths(lake).work(run_date, "pairs")),
                                         ".parquet")
     result = {
         "users": args.users, "pairs": summary.pairs_this_attempt, "pairs_done": summary.pairs_done,
         "pairs_failed": summary.pairs_failed, "job_wall_s": t1 - t0, "pipeline_s": summary.seconds,
         "write_pairs_s": phases.total("write_pairs"), "dedupe_check_s": phases.total("dedupe_check"),
-        "publish_run_s": phases.total("publish_run"), "summarise_s": phases.total("_summarise"),
+        "publish_run_s": phases.total("publish_run"), "summarise_s": phases.total("summarise"),
+        "commit_s": phases.total("commit_files"), "metadata_bytes": metadata_bytes, "metadata_files": metadata_files,
         "driver_rss_before": rss_before, "driver_peak": driver_peak,
         "driver_peak_until_publish": poller.driver_peak(t0, before_publish),
         "driver_peak_publish_summarise": poller.driver_peak(before_publish, t1),
@@ -505,8 +511,10 @@ def scale(args: argparse.Namespace) -> int:
         row("job wall s (run_generation)", lambda r: f"{r['job_wall_s']:.1f}"),
         row("  pipeline s (read -> actors -> PNG -> write)", lambda r: f"{r['pipeline_s']:.1f}"),
         row("  write_pairs s", lambda r: f"{r['write_pairs_s']:.1f}"),
-        row("  dedupe_check x2 + publish_run + _summarise s",
+        row("  dedupe_check x2 + publish_run + summarise s",
             lambda r: f"{r['dedupe_check_s'] + r['publish_run_s'] + r['summarise_s']:.1f}"),
+        row("  of which the Iceberg commit s (share of the job)",
+            lambda r: f"{r['commit_s']:.2f} ({r['commit_s'] / r['job_wall_s']:.2%})"),
         row("job us/pair (end to end)", lambda r: f"{1e6 * r['job_wall_s'] / r['pairs']:.0f}"),
         row("bare engine us/pair (driver)", lambda r: f"{r['engine_us_per_pair']:.0f}"),
         row("engine + row building us/pair (driver)", lambda r: f"{r['actor_call_us_per_pair']:.0f}"),
@@ -523,10 +531,12 @@ def scale(args: argparse.Namespace) -> int:
                          lambda r, role=role: (f"{mib(r['roles'][role]['max_hwm'])} (max of "
                                                f"{r['roles'][role]['processes']})") if role in r["roles"] else "-"))
     lines += [
-        row("designs: parquet files", lambda r: str(r["design_files"])),
+        row("designs: parquet files in the run's snapshot", lambda r: str(r["design_files"])),
         row("designs: bytes (bytes/pair)",
             lambda r: f"{mib(r['design_bytes'])} ({r['design_bytes'] / r['pairs']:.0f})"),
-        row("pairs manifest: files / bytes", lambda r: f"{r['pairs_files']} / {mib(r['pairs_bytes'])}"),
+        row("table metadata (all runs of this lake): files / bytes",
+            lambda r: f"{r['metadata_files']} / {r['metadata_bytes'] / 1024:.0f} KiB"),
+        row("pairs list: files / bytes", lambda r: f"{r['pairs_files']} / {mib(r['pairs_bytes'])}"),
         row("checkpoint before publish: files / bytes",
             lambda r: f"{r.get('checkpoint_files', 0)} / {mib(r.get('checkpoint_bytes', 0))}"),
         row("pairs failed", lambda r: str(r["pairs_failed"])),
