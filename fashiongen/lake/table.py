@@ -150,9 +150,12 @@ def check_table(table: "Table", name: str) -> None:
     partitioned = [table.schema().find_column_name(f.source_id) for f in spec.fields
                    if str(f.transform) == "identity"]
     if table.properties.get("fashiongen.format") != TABLE_FORMAT or lacking or partitioned != [PARTITION_FIELD]:
-        why = (f"lacks columns {lacking}" if lacking else
-               f"is partitioned by {partitioned or 'nothing'}, not {PARTITION_FIELD}" if partitioned != [PARTITION_FIELD]
-               else f"has fashiongen.format={table.properties.get('fashiongen.format')!r}, not {TABLE_FORMAT!r}")
+        if lacking:
+            why = f"lacks columns {lacking}"
+        elif partitioned != [PARTITION_FIELD]:
+            why = f"is partitioned by {partitioned or 'nothing'}, not {PARTITION_FIELD}"
+        else:
+            why = f"has fashiongen.format={table.properties.get('fashiongen.format')!r}, not {TABLE_FORMAT!r}"
         raise LakeError(f"Iceberg table {name} is not a fashiongen designs table: it {why}. Point "
                         "iceberg.namespace at a namespace of its own, or drop that table")
 

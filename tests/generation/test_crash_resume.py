@@ -1,6 +1,7 @@
 """`fashiongen generate` killed with SIGKILL at every stage of a run (inside the Iceberg commit too), on a 2-CPU Ray
-(the reference machine), then rerun: no reader (pyiceberg, Polars) ever sees a partial run, each resume finishes (Ray Data's checkpoint filter takes a CPU of its
-own: the pool is sized so it cannot starve the read and write tasks), and the date holds each pair exactly once."""
+(the reference machine), then rerun: no reader (pyiceberg, Polars) ever sees a partial run, each resume finishes
+(Ray Data's checkpoint filter takes a CPU of its own: the pool is sized so it cannot starve the read and write tasks),
+and the date holds each pair exactly once."""
 from __future__ import annotations
 
 import os

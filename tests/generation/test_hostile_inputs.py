@@ -74,10 +74,9 @@ def _generate(shop, *extra: str) -> list[str]:
 
 def _snapshot(lake: str) -> dict[str, bytes]:
     """Every file of the designs table (data and metadata) and of its catalog."""
-    root = Path(lake)
-    return {str(p.relative_to(root)): p.read_bytes() for folder in (LakePaths(lake).designs(),
-                                                                     str(Path(LakePaths(lake).iceberg_catalog()).parent))
-            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+    folders = (Path(LakePaths(lake).designs()), Path(LakePaths(lake).iceberg_catalog()).parent)
+    return {str(p.relative_to(lake)): p.read_bytes() for folder in folders
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @needs_fmnist
