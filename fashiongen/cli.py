@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("fashiongen.commands.evaluate", "full, sampled-100 and cold AUC of recommender checkpoints, with the oracle ceiling"),
     "export": ("fashiongen.commands.export", "export user vectors, item features and per-user top-k real items as Parquet"),
     "train-gan": ("fashiongen.commands.train_gan", "train (or resume) the category-conditional GAN with Ray Train"),
+    "train-designer": ("fashiongen.commands.train_designer", "train the amortised designer (one pass per pair) for design.mode=amortised(+refine)"),
     "generate": ("fashiongen.commands.generate", "design for every (user, category) pair with Ray Data and publish the run to the lake"),
     "design": ("fashiongen.commands.design", "design for one user and write pictures: catalogue top-k vs generated, optimisation steps"),
     "demo": ("fashiongen.commands.demo", "the whole pipeline on the embedded default, ending with the AUC table and the designs"),

@@ -147,7 +147,9 @@ class DesignConfig:
     the designs' realism (FID <= 1.2x plain samples', class consistency >= theirs)."""
 
     preset: str = ""  # a named recipe applied before the file's values (see PRESETS); "" = none
-    mode: str = "optimise"  # optimise: climb from z0 | from_items: redesign the pair's top real items (see engine)
+    mode: str = "optimise"  # optimise: climb from z0 | from_items: redesign the pair's top real items |
+    # amortised: the trained designer's latents, no search | amortised+refine: those, then refine_steps steps
+    refine_steps: int = 5  # engine steps after the designer's latents in mode amortised+refine
     restarts: int = 16
     steps: int = 50
     lr: float = 0.05
@@ -177,12 +179,29 @@ class DesignConfig:
 
 
 @dataclass(frozen=True)
+class DesignerConfig:
+    """The amortised designer (`fashiongen train-designer`, `training/designer_steps.py`): one network trained to
+    output R = design.restarts latents per (user, category) that score well under the engine's objective."""
+
+    epochs: int = 20
+    batch_pairs: int = 64
+    lr: float = 1e-3
+    hidden: int = 256
+    prior_weight: float = 1.0  # keeps |z|^2 / L at design.init_std^2 (where z0 is drawn)
+    repel_weight: float = 1.0  # keeps a pair's R latents apart
+    repel_scale: float = 0.25  # in units of design.init_std per coordinate
+    validation: float = 0.1  # share of users (by id hash) never trained on: the reported validation objective
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class GenerationConfig:
     """The designs job (`fashiongen generate`, `fashiongen design`): inputs, user selection, scheduling, output."""
 
     recommender_uri: str = ""  # empty = where training writes it (LakePaths.design_models)
     generator_uri: str = ""  # empty = where training writes it
     judge_uri: str = ""  # a held-out visual recommender trained apart: judges the designs, never climbed ("" = none)
+    designer_uri: str = ""  # the amortised designer design.mode=amortised(+refine) uses; empty = <lake>/models/designer.pt
     realism_sample: int = 1000  # designs (rank 1) whose FID / class consistency the run summary reports (0 = off)
     pictures_uri: str = ""  # where `fashiongen design` writes pictures; empty = <lake_uri>/pictures
     users_uri: str = ""  # Parquet/CSV with user_id: design only these users (empty = all users)
@@ -234,6 +253,7 @@ class Config:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     nightly: NightlyConfig = field(default_factory=NightlyConfig)
     iceberg: IcebergConfig = field(default_factory=IcebergConfig)
+    designer: DesignerConfig = field(default_factory=DesignerConfig)
 
 
 # Named recipes per section, applied before the file's values: `recommender.preset=paper` restores the paper's
@@ -257,7 +277,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "recommender.user_model": ("learned", "profile"),
     "gan.conditioning": ("concat", "projection"),
     "gan.loss": ("lsgan", "hinge", "nonsaturating"),
-    "design.mode": ("optimise", "from_items"),
+    "design.mode": ("optimise", "from_items", "amortised", "amortised+refine"),
     "design.eta_scale": ("absolute", "user_spread"),
 }
 
@@ -278,7 +298,7 @@ BOUNDS: dict[str, tuple[float, float | None]] = {
     "gan.lr_d": (0, None), "gan.aux_classifier": (0, None), "gan.truncation": (0, None), "gan.holdout": (0, 0.5), "gan.quality_per_category": (0, None),
     "train.num_workers": (1, None), "train.cpus_per_worker": (0, None), "train.max_failures": (0, None),
     "train.num_to_keep": (1, None),
-    "design.restarts": (1, None), "design.steps": (0, None), "design.lr": (0, None), "design.init_std": (0, None),
+    "design.restarts": (1, None), "design.steps": (0, None), "design.refine_steps": (0, None), "design.lr": (0, None), "design.init_std": (0, None),
     "design.truncation": (0, None),
     "design.eta": (0, None), "design.top_k": (1, None), "design.batch_pairs": (1, None),
     "design.early_stop_tol": (0, None), "design.invert_restarts": (1, None), "design.invert_steps": (0, None),
@@ -286,6 +306,9 @@ BOUNDS: dict[str, tuple[float, float | None]] = {
     "design.category_guard": (0, None),
     "generation.max_users": (0, None), "generation.actors": (0, None), "generation.rows_per_file": (1, None),
     "generation.pairs_per_block": (1, None), "generation.realism_sample": (0, None),
+    "designer.epochs": (1, None), "designer.batch_pairs": (1, None), "designer.lr": (1e-12, None),
+    "designer.hidden": (1, None), "designer.prior_weight": (0, None), "designer.repel_weight": (0, None),
+    "designer.repel_scale": (1e-6, None), "designer.validation": (0, 0.9),
     "nightly.refresh_steps": (0, None), "nightly.refresh_lr": (0, None), "nightly.max_auc_drop": (0, None),
 }
 

@@ -67,9 +67,14 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     if g.category_guard:
         from fashiongen.training.classifier import ensure_classifier
         guard = ensure_classifier(cfg, catalogue, "guard")
+    from fashiongen.generation.job import load_designer_for
+    from fashiongen.models.designer import load_designer
+
+    designer_uri, _ = load_designer_for(cfg, recommender, generator)
     engine = PreferenceEngine(recommender, generator, g, to_generator[catalogue.item_category], device=args.device,
                               oracle=oracle, item_images=catalogue.images, guard=guard,
-                              guard_class=category_mapping(generator.categories, catalogue.categories))
+                              guard_class=category_mapping(generator.categories, catalogue.categories),
+                              designer=load_designer(designer_uri) if designer_uri else None)
     user = int(catalogue.user_index([args.user])[0])
     names = _categories(args.categories, list(generator.categories))
     cat_idx = np.array([generator.categories.index(c) for c in names])

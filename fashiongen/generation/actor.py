@@ -25,7 +25,7 @@ class DesignActor:
 
     def __init__(self, recommender_uri: str, generator_uri: str, catalogue_uri: str, design: dict,
                  run_date: str, model_version: str, failures_uri: str, faults: dict[str, int] | None = None,
-                 judge_uri: str = "", guard_uri: str = "", progress=None):
+                 judge_uri: str = "", guard_uri: str = "", designer_uri: str = "", progress=None):
         import torch
 
         from fashiongen.data.contract import load_catalogue
@@ -33,6 +33,7 @@ class DesignActor:
         from fashiongen.generation.engine import PreferenceEngine, category_mapping
         from fashiongen.models.classifier import load_classifier
         from fashiongen.models.contract import load_generator, load_recommender
+        from fashiongen.models.designer import load_designer
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.settings: DesignConfig = from_dict(DesignConfig, design)
@@ -45,7 +46,8 @@ class DesignActor:
                                        oracle=oracle, item_images=catalogue.images if from_real_items else None,
                                        judge=load_recommender(judge_uri) if judge_uri else None,
                                        guard=load_classifier(guard_uri) if guard_uri else None,
-                                       guard_class=category_mapping(generator.categories, catalogue.categories))
+                                       guard_class=category_mapping(generator.categories, catalogue.categories),
+                                       designer=load_designer(designer_uri) if designer_uri else None)
         self.user_ids = catalogue.user_ids
         self.item_ids = catalogue.item_ids
         self.categories = {name: k for k, name in enumerate(generator.categories)}

@@ -15,7 +15,9 @@ no tanh, the loss is the mean over the R restarts). The recipe's levers (DesignC
 - mode=from_items: R = top_k starts, one per top real item, each anchored by the proximity term (a redesign);
 - category_guard=γ: + γ · log p(c | G(z, c)) under a guard classifier trained apart from the realism judge's (see
   training/classifier.py), so a design that climbs θ·Φ out of its category pays for it;
-- early_stopping: a pair stops once its mean objective rises by less than early_stop_tol in a step.
+- early_stopping: a pair stops once its mean objective rises by less than early_stop_tol in a step;
+- mode=amortised: the R starts are the amortised designer's latents (`models/designer.py`, one forward pass) and no
+  step is taken; mode=amortised+refine: the designer's latents, then design.refine_steps engine steps.
 G's images are resized to the recommender's input size with nearest neighbour (the official
 64→224 `resize_nearest_neighbor`) and their channels adapted: RGB → L with PIL's luminance weights
 (0.299, 0.587, 0.114, how the catalogue's grey images were made), L → RGB by repeating the channel.
@@ -60,7 +62,8 @@ from fashiongen.errors import FashiongenError
 from fashiongen.models.contract import ConditionalGenerator, Recommender, VisualRecommender, sample_latents
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # PIL's RGB -> "L" conversion
-MODES = ("optimise", "from_items")
+MODES = ("optimise", "from_items", "amortised", "amortised+refine")
+AMORTISED = ("amortised", "amortised+refine")
 ETA_SCALES = ("absolute", "user_spread")
 
 
@@ -193,7 +196,7 @@ class PreferenceEngine:
                  item_category: np.ndarray, device: torch.device | str = "cpu",
                  oracle: PreferenceOracle | None = None, item_images: np.ndarray | None = None,
                  judge: VisualRecommender | None = None, guard: torch.nn.Module | None = None,
-                 guard_class: np.ndarray | None = None):
+                 guard_class: np.ndarray | None = None, designer: torch.nn.Module | None = None):
         if settings.restarts < 1 or settings.steps < 0 or settings.top_k < 1 or settings.batch_pairs < 1:
             raise EngineError("design.restarts, top_k and batch_pairs must be >= 1 and design.steps >= 0 "
                               f"(got {settings.restarts}, {settings.top_k}, {settings.batch_pairs}, {settings.steps})")
@@ -212,7 +215,17 @@ class PreferenceEngine:
                               f"{len(self.item_features)} items: pass the catalogue the recommender was trained on")
         self._item_category_t = torch.from_numpy(self.item_category).to(self.device)
         # from_items: one start per top real item; optimise: the best top_k of R restarts are kept.
-        self.restarts = settings.top_k if settings.mode == "from_items" else settings.restarts
+        self.designer = None
+        if settings.mode in AMORTISED:
+            if designer is None:
+                raise EngineError(f"design.mode={settings.mode} needs a trained designer (fashiongen train-designer; "
+                                  "generation.designer_uri)")
+            designer.check_compatible(recommender, generator)
+            self.designer = designer.to(self.device).eval().requires_grad_(False)
+        self.restarts = settings.top_k if settings.mode == "from_items" else \
+            designer.restarts if self.designer is not None else settings.restarts
+        self.steps = 0 if settings.mode == "amortised" else \
+            settings.refine_steps if settings.mode == "amortised+refine" else settings.steps
         self.top_k = min(settings.top_k, self.restarts)
         self.warm_items = self.top_k if settings.mode == "from_items" else min(settings.warm_start, self.restarts)
         if self.warm_items and item_images is None:
@@ -337,12 +350,43 @@ class PreferenceEngine:
         return torch.stack([self._inverted[int(i)] for i in items]) if len(items) else \
             torch.zeros(0, self.objective.latent_dim)
 
-    def _starts(self, pair_ids: list[str], run_date: str, top_idx: np.ndarray):
-        """z0 (P·R, L), the item each start redraws (P·R,, -1 = a prior draw) and whether it is anchored to it."""
+    def latent_objective(self, z: torch.Tensor, users: torch.Tensor, categories: torch.Tensor,
+                         eta: torch.Tensor | float | None = None):
+        """The design objective of latents (one per row; users and categories alike): the recommender's score
+        minus the realism penalty, plus the category guard when on. -> images, score, realism, objective."""
+        images, score, realism, objective = self.objective(z, users, categories, eta)
+        if self.settings.category_guard:
+            log_p = torch.log_softmax(self.guard(self.guard_adapt(images)), dim=1)
+            objective = objective + self.settings.category_guard * \
+                log_p.gather(1, self.guard_class[categories][:, None])[:, 0]
+        return images, score, realism, objective
+
+    def eta_of(self, spread: torch.Tensor) -> torch.Tensor:
+        """η per pair: design.eta, times the user's score spread in the category with eta_scale=user_spread."""
+        return self.settings.eta * (spread if self.settings.eta_scale == "user_spread" else torch.ones_like(spread))
+
+    def pair_eta(self, user_idx: np.ndarray, category_idx: np.ndarray) -> torch.Tensor:
+        """η of each pair (P,), as the engine's search uses it."""
+        if self.settings.eta_scale != "user_spread":
+            return torch.full((len(user_idx),), float(self.settings.eta), device=self.device)
+        return self.eta_of(self._catalogue_view(user_idx, category_idx)[2])
+
+    def _starts(self, pair_ids: list[str], run_date: str, top_idx: np.ndarray, user_idx: np.ndarray,
+                category_idx: np.ndarray):
+        """z0 (P·R, L), the item each start redraws (P·R,, -1 = a prior draw or the designer's) and whether it is
+        anchored to it."""
         n_pairs, n_restarts, latent_dim = len(pair_ids), self.restarts, self.objective.latent_dim
-        z0 = torch.stack([initial_latents(p, run_date, n_restarts, latent_dim, self.settings.init_std,
-                                          self.settings.truncation)
-                          for p in pair_ids]) if n_pairs else torch.zeros(0, n_restarts, latent_dim)
+        if self.designer is not None and n_pairs:
+            with torch.no_grad():
+                users = torch.from_numpy(user_idx).to(self.device)
+                cats = torch.from_numpy(category_idx).to(self.device)
+                vectors, offsets = self.objective.recommender.design_vectors(users, cats)
+                z0 = self.designer(vectors.float(), offsets.float(), cats).float().cpu()
+        elif n_pairs:
+            z0 = torch.stack([initial_latents(p, run_date, n_restarts, latent_dim, self.settings.init_std,
+                                              self.settings.truncation) for p in pair_ids])
+        else:
+            z0 = torch.zeros(0, n_restarts, latent_dim)
         source = np.full((n_pairs, n_restarts), -1, dtype=np.int64)
         source[:, :self.warm_items] = top_idx[:, :self.warm_items]
         warm = source >= 0
@@ -357,11 +401,10 @@ class PreferenceEngine:
                         trajectory: bool) -> EngineResult:
         s, n_pairs, n_restarts, k = self.settings, len(pair_ids), self.restarts, self.top_k
         data_idx, data_scores, spread = self._catalogue_view(user_idx, category_idx)
-        z0, source, anchored = self._starts(pair_ids, run_date, data_idx)
+        z0, source, anchored = self._starts(pair_ids, run_date, data_idx, user_idx, category_idx)
         anchor = z0.clone()
         proximity = s.proximity * anchored.float()
-        eta = s.eta * (spread if s.eta_scale == "user_spread" else torch.ones_like(spread))
-        eta = eta.repeat_interleave(n_restarts)
+        eta = self.eta_of(spread).repeat_interleave(n_restarts)
         w0 = torch.atanh(z0.clamp(-0.999, 0.999)) if s.bounded_latent else z0
         w = w0.clone().requires_grad_(True)
         norm0 = w0.norm(dim=1, keepdim=True)
@@ -375,12 +418,8 @@ class PreferenceEngine:
         traj: dict[str, list] = {"image": [], "score": [], "objective": []}
 
         def evaluate(z: torch.Tensor):
-            images, score, realism, objective = self.objective(z, users, cats, eta)
-            objective = objective - proximity * ((z - anchor) ** 2).sum(dim=1)
-            if s.category_guard:
-                log_p = torch.log_softmax(self.guard(self.guard_adapt(images)), dim=1)
-                objective = objective + s.category_guard * log_p.gather(1, self.guard_class[cats][:, None])[:, 0]
-            return images, score, realism, objective
+            images, score, realism, objective = self.latent_objective(z, users, cats, eta)
+            return images, score, realism, objective - proximity * ((z - anchor) ** 2).sum(dim=1)
 
         def record(images, score, objective) -> None:
             if trajectory:
@@ -388,7 +427,7 @@ class PreferenceEngine:
                 traj["score"].append(score.detach().reshape(n_pairs, n_restarts).cpu().numpy())
                 traj["objective"].append(objective.detach().reshape(n_pairs, n_restarts).cpu().numpy())
 
-        for _ in range(s.steps if n_pairs else 0):
+        for _ in range(self.steps if n_pairs else 0):
             images, score, _realism, objective = evaluate(self._latent(w))
             if initial_best is None:
                 initial_best = score.detach().reshape(n_pairs, n_restarts).max(dim=1).values

@@ -101,6 +101,27 @@ def load_judge(cfg: Config, recommender, catalogue):
     return judge
 
 
+def load_designer_for(cfg: Config, recommender, generator) -> tuple[str, str]:
+    """(URI, version) of the designer design.mode=amortised(+refine) uses (empty in the other modes), checked
+    against the models; GenerationError when it is missing or was trained for another recommender space or
+    generator."""
+    from fashiongen.generation.engine import AMORTISED
+    from fashiongen.models.designer import DesignerError, load_designer
+
+    if cfg.design.mode not in AMORTISED:
+        return "", ""
+    uri = LakePaths.of(cfg).designer_model()
+    if not storage.exists(uri):
+        raise GenerationError(f"design.mode={cfg.design.mode} needs a trained designer at {uri!r}: train it with "
+                              "fashiongen train-designer (or set generation.designer_uri), or use design.mode=optimise")
+    designer = load_designer(uri)
+    try:
+        designer.check_compatible(recommender, generator)
+    except DesignerError as exc:
+        raise GenerationError(f"{uri}: {exc}") from None
+    return uri, designer.model_version
+
+
 def check_models(recommender, generator, catalogue, rec_uri: str, gen_uri: str) -> None:
     """GenerationError naming the checkpoint when the models cannot design for this catalogue."""
     from fashiongen.generation.engine import category_mapping
@@ -148,8 +169,10 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     catalogue = load_catalogue(cfg.data.catalogue_uri, with_images=False)
     check_models(recommender, generator, catalogue, rec_uri, gen_uri)
     judge = load_judge(cfg, recommender, catalogue)
+    designer_uri, designer_version = load_designer_for(cfg, recommender, generator)
     model_version = f"{recommender.model_version}+{generator.model_version}"
-    properties = {"design.mode": cfg.design.mode, "judge_version": judge.model_version if judge else ""}
+    properties = {"design.mode": cfg.design.mode, "judge_version": judge.model_version if judge else "",
+                  "designer_version": designer_version}
     del judge
     guard_uri = ""
     if cfg.design.category_guard:  # trained once, apart from the realism judge's classifier
@@ -200,6 +223,7 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
                              "run_date": run_date, "model_version": model_version,
                              "failures_uri": paths.work(run_date, FAILURES_DIR), "faults": plan_faults,
                              "judge_uri": cfg.generation.judge_uri, "guard_uri": guard_uri,
+                             "designer_uri": designer_uri,
                              "progress": counter}) \
             .map_batches(encode_designs, batch_format="pyarrow", num_cpus=LIGHT_CPUS,
                          fn_kwargs={"lake_uri": cfg.lake_uri, "write_objects": cfg.generation.write_image_objects})

@@ -9,6 +9,7 @@ The tree:
     <lake>/models/recommender/<model>.pt                      trained recommenders
     <lake>/models/recommender/nightly/run_date=D/<model>.pt   nightly refreshes
     <lake>/models/generator.pt                                the trained generator
+    <lake>/models/designer.pt                                 the amortised designer (train-designer)
     <lake>/<kind>/<run_name>/                                 a training run's outputs (sample grids, markers)
     <lake>/evaluation/recommender/<split>/                    `fashiongen evaluate`
     <lake>/evaluation/nightly/run_date=D/                     nightly report and quarantine
@@ -61,11 +62,13 @@ class LakePaths:
     design_generator_override: str = ""  # generation.generator_uri
     landing_override: str = ""  # nightly.interactions_uri
     pictures_override: str = ""  # generation.pictures_uri
+    designer_override: str = ""  # generation.designer_uri
 
     @classmethod
     def of(cls, cfg: "Config") -> "LakePaths":
         return cls(cfg.lake_uri, cfg.recommender.model_uri, cfg.gan.model_uri, cfg.generation.recommender_uri,
-                   cfg.generation.generator_uri, cfg.nightly.interactions_uri, cfg.generation.pictures_uri)
+                   cfg.generation.generator_uri, cfg.nightly.interactions_uri, cfg.generation.pictures_uri,
+                   cfg.generation.designer_uri)
 
     def _at(self, *parts: str) -> str:
         return storage.join(self.root, *parts)
@@ -80,6 +83,10 @@ class LakePaths:
 
     def generator_model(self) -> str:
         return self.generator_override or self._at("models", "generator.pt")
+
+    def designer_model(self) -> str:
+        """The amortised designer (generation.designer_uri when set)."""
+        return self.designer_override or self._at("models", "designer.pt")
 
     def design_models(self, model: str) -> tuple[str, str]:
         """(recommender, generator) that generation reads: generation.*_uri, else the trained ones."""

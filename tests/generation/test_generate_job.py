@@ -269,3 +269,36 @@ def test_a_named_judge_that_is_missing_or_the_climbed_model_is_a_one_line_error(
             run_generation(job_config(models, lake, f"generation.judge_uri={judge}"))
         assert "generation.judge_uri" in str(info.value) and "\n" not in str(info.value)
     assert not Path(lake).exists()  # checked before the lake is touched
+
+
+@pytest.mark.slow
+def test_amortised_modes_design_with_the_trained_designer_and_record_it(ray_local, tmp_path, models, capsys):
+    from fashiongen.cli import main
+    from fashiongen.generation.job import run_generation
+    from fashiongen.models.designer import load_designer
+    from fashiongen.models.gan import ConditionalGAN
+
+    lake = str(tmp_path / "lake")
+    designer_uri = str(tmp_path / "designer.pt")
+    args = [f"lake_uri={lake}", f"data.catalogue_uri={models['catalogue_uri']}",
+            f"generation.recommender_uri={models['rec_uri']}", f"generation.generator_uri={models['gan_uri']}",
+            f"generation.designer_uri={designer_uri}", "design.restarts=3", "designer.epochs=2",
+            "designer.validation=0.25"]
+    assert main(["train-designer", *args]) == 0
+    out = capsys.readouterr().out
+    assert "objective on held-out users: designer" in out and designer_uri in out
+    version = load_designer(designer_uri).model_version
+
+    cfg = job_config(models, lake, "design.mode=amortised+refine", "design.refine_steps=1",
+                     f"generation.designer_uri={designer_uri}")
+    summary = run_generation(cfg)
+    assert summary.pairs_done == NUM_USERS * len(models["categories"]) and summary.pairs_failed == 0
+    assert set(reader.read_run(lake, "2026-11-26", columns=["mode"]).column("mode").to_pylist()) == \
+        {"amortised+refine"}
+    assert reader.run_info(lake, "2026-11-26")["properties"]["designer_version"] == version
+
+    other = tmp_path / "other-gan.pt"  # a designer for another generator is refused before any design
+    ConditionalGAN("small", 8, models["categories"], (1, 28, 28)).save(str(other))
+    assert main(["generate", *args, f"generation.generator_uri={other}", "design.mode=amortised",
+                 "run_date=2026-11-27"]) == 2
+    assert "retrain it with fashiongen train-designer" in capsys.readouterr().err
