@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("fashiongen.commands.demo", "the whole pipeline on the embedded default, ending with the AUC table and the designs"),
     "simulate-day": ("fashiongen.commands.simulate_day", "land a day of simulated shoppers' interactions for the nightly run"),
     "nightly": ("fashiongen.commands.nightly", "refresh user vectors from landed interactions, evaluate, design for changed users, publish"),
-    "lake": ("fashiongen.commands.lake", "read the designs lake: complete runs, one user's designs, a contact sheet"),
+    "lake": ("fashiongen.commands.lake", "read the designs table (published runs, one user's designs, a contact sheet); migrate a Hive-layout lake"),
     "report": ("fashiongen.commands.report", "write a designs run's HTML report (judges, realism, lifts, contact sheets, history)"),
 }
 
