@@ -15,8 +15,9 @@ the job end to end (`run_generation`, fresh run_date, force). Reports both rates
 wall time goes (driver phases, timed by wrapping the job's own functions; actor construction, row building and PNG
 encoding, timed in the driver).
 
-scale: a tiny model (DVBPR k=4, LSGAN small z=8) with steps=0, restarts=1, top_k=1, so the pipeline is what is
-measured. Each size runs in a fresh process (fresh driver and Ray) and reports peak memory (driver: getrusage, and
+scale: a tiny model (DVBPR k=4, LSGAN small z=8) with steps=0, restarts=1, top_k=1 and no category guard (with no
+step there is nothing for it to steer), so the pipeline is what is measured.
+Each size runs in a fresh process (fresh driver and Ray) and reports peak memory (driver: getrusage, and
 per phase from a /proc poll; each Ray process: its VmHWM read from /proc by a poller thread every 0.5 s),
 output files and sizes, and the pipeline's cost per pair beyond the bare engine's (same settings, in the driver).
 
@@ -103,8 +104,9 @@ def driver_actor(cfg, run_date: str):
 
     paths = LakePaths.of(cfg)
     rec_uri, gen_uri = paths.design_models(cfg.recommender.model)
+    guard_uri = paths.classifier_model("guard") if cfg.design.category_guard else ""  # the job trained it
     return DesignActor(rec_uri, gen_uri, cfg.data.catalogue_uri, to_dict(cfg.design), run_date, "bench",
-                       paths.work(run_date, "bench-failures"))
+                       paths.work(run_date, "bench-failures"), guard_uri=guard_uri)
 
 
 def read_pairs(cfg, run_date: str, limit: int | None = None):
@@ -409,9 +411,10 @@ def scale_one(args: argparse.Namespace) -> int:
     models = build_models(work, args.users, k=4, z_dim=8)
     lake = str(work / f"lake-scale-u{args.users}")
     run_date = "2030-02-01"
-    cfg = job_config(models, lake, {"restarts": 1, "steps": 0, "top_k": 1, "actors": args.actors,
-                                    "batch_pairs": args.batch_pairs, "pairs_per_block": args.pairs_per_block,
-                                    "rows_per_file": args.rows_per_file}, run_date)
+    cfg = job_config(models, lake, {"restarts": 1, "steps": 0, "top_k": 1, "category_guard": 0,
+                                    "actors": args.actors, "batch_pairs": args.batch_pairs,
+                                    "pairs_per_block": args.pairs_per_block, "rows_per_file": args.rows_per_file},
+                     run_date)
     start_ray(args.num_cpus, args.object_store_gib)
     poller = MemoryPoller()
     rss_before = read_status(os.getpid())["VmRSS"]
