@@ -103,7 +103,7 @@ def main() -> int:
                          judged(result), realism))
             print(f"{label}, {mode}: {len(pairs) / seconds:.2f} pairs/s", flush=True)
 
-    print(f"\n| users | mode | pairs/s | x optimise | mean best score | % of optimise's | learned wins | true wins | "
+    print("\n| users | mode | pairs/s | x optimise | mean best score | % of optimise's | learned wins | true wins | "
           "held-out wins | FID ratio | class cons. |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     base = {label: (rate, score) for label, mode, rate, score, _, _ in rows if mode == "optimise"}
     for label, mode, rate, score, v, r in rows:

@@ -3,7 +3,6 @@ readers (local folder and moto S3)."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 
