@@ -116,14 +116,14 @@ def _distribution(values: np.ndarray) -> dict[str, float]:
             "share>0": float((values > 0).mean())}
 
 
-def _failures(cfg: Config, run_date: str, done_pairs: set[str]) -> dict[str, str]:
+def _failures(cfg: Config, run_date: str, done_pairs: pa.Array) -> dict[str, str]:
     """pair_id -> reason for pairs that failed and were not designed since (a later retry may have succeeded)."""
     uri = LakePaths(cfg.lake_uri).work(run_date, FAILURES_DIR)
     if not storage.list_dir(uri):
         return {}
     table = storage.read_table(uri)
-    return {p: r for p, r in zip(table.column("pair_id").to_pylist(), table.column("reason").to_pylist())
-            if p not in done_pairs}
+    table = table.filter(pc.invert(pc.is_in(table.column("pair_id"), value_set=done_pairs)))
+    return dict(zip(table.column("pair_id").to_pylist(), table.column("reason").to_pylist()))
 
 
 def _reason_class(reason: str) -> str:
@@ -176,9 +176,10 @@ def judge_verdicts(run: pa.Table) -> dict[str, dict[str, float]]:
 
 
 def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
-    run = reader.read_run(Lake.of(cfg), run_date, columns=SUMMARY_COLUMNS)  # not the images: driver memory stays flat
+    # Not the images, and no per-row Python objects: the driver holds the run's summary columns as Arrow only.
+    run = reader.read_run(Lake.of(cfg), run_date, columns=SUMMARY_COLUMNS)
     best = run.filter(pc.equal(run.column("rank"), 1))
-    done = set(run.column("pair_id").to_pylist())
+    done = pc.unique(run.column("pair_id"))
     failed = _failures(cfg, run_date, done)
     summary.pairs_done, summary.pairs_failed = len(done), len(failed)
     summary.pairs_total = summary.pairs_total or summary.pairs_done + summary.pairs_failed  # a skip plans nothing
@@ -188,16 +189,12 @@ def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
         reasons[short] = reasons.get(short, 0) + 1
     summary.failure_reasons = reasons
     summary.lift = _distribution(best.column("lift").to_numpy().astype(float))
-    oracle = best.column("oracle_score")
-    if oracle.null_count < len(oracle):
-        # Oracle lift: true preference of the user's best design minus that of the best retrieved real item.
-        best_design = run.group_by("pair_id").aggregate([("oracle_score", "max")])
-        design_truth = dict(zip(best_design.column("pair_id").to_pylist(),
-                                best_design.column("oracle_score_max").to_pylist()))
-        lifts = [design_truth[p] - max(real) for p, real in zip(best.column("pair_id").to_pylist(),
-                                                               best.column("dataset_oracle_scores").to_pylist()) if real]
-        summary.oracle_lift = _distribution(np.asarray(lifts, dtype=float))
-    summary.verdicts = judge_verdicts(run) if run.num_rows else {}
+    lifts = pair_lifts(run) if run.num_rows else {}
+    truth = lifts.get("true taste (simulated shoppers)")
+    if truth is not None:  # true preference of the user's best design minus that of the best retrieved real item
+        summary.oracle_lift = _distribution(truth.column("lift").to_numpy())
+    summary.verdicts = {name: compare(t.column("design").to_numpy(), t.column("real").to_numpy())
+                        for name, t in lifts.items()}
     if cfg.generation.realism_sample and run.num_rows:
         summary.realism = run_realism(cfg, run_date)
     summary.record = reader.run_info(Lake.of(cfg), run_date)

@@ -268,13 +268,17 @@ def check_staged(files: list[str], run_date: str, model_version: str, older_sche
             conform_designs(empty)
         except LakeError as exc:
             raise LakeError(f"file {fragment.path}: {exc}; rerun {run_date} with force=true") from None
-    keys = dataset.to_table(columns=["run_date", "model_version", "pair_id", "rank"])
-    _check_run_dates(keys.column("run_date"), run_date, f"run {run_date}")
-    versions = [v for v in pc.unique(keys.column("model_version")).to_pylist() if v != model_version]
-    if versions:
-        raise LakeError(f"run {run_date} holds rows of model_version {versions[:3]}, not {model_version!r} (a resume "
-                        "after a model change?); rerun it with force=true")
-    report = _report(keys, len(files))
+    keys = []  # streamed: only the (pair_id, rank) keys are kept
+    for batch in dataset.to_batches(columns=["run_date", "model_version", "pair_id", "rank"]):
+        _check_run_dates(batch.column("run_date"), run_date, f"run {run_date}")
+        versions = [v for v in pc.unique(batch.column("model_version")).to_pylist() if v != model_version]
+        if versions:
+            raise LakeError(f"run {run_date} holds rows of model_version {versions[:3]}, not {model_version!r} (a "
+                            "resume after a model change?); rerun it with force=true")
+        keys.append(pa.RecordBatch.from_arrays([batch.column("pair_id").cast(pa.string()),
+                                                batch.column("rank").cast(pa.int32())], ["pair_id", "rank"]))
+    report = _report(pa.Table.from_batches(keys, schema=pa.schema([("pair_id", pa.string()), ("rank", pa.int32())])),
+                     len(files))
     if report.duplicate_rows:
         raise LakeError(f"run {run_date} has {report.duplicate_rows} duplicate (pair_id, rank) rows in "
                         f"{report.files} files; rerun it with force=true")
