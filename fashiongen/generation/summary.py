@@ -169,10 +169,14 @@ def pair_lifts(run: pa.Table) -> dict[str, pa.Table]:
     return out
 
 
+def verdicts_of(lifts: dict[str, pa.Table]) -> dict[str, dict[str, float]]:
+    """Per judge of `pair_lifts`: its best design of each pair against its best retrieved real item."""
+    return {name: compare(t.column("design").to_numpy(), t.column("real").to_numpy()) for name, t in lifts.items()}
+
+
 def judge_verdicts(run: pa.Table) -> dict[str, dict[str, float]]:
     """Per judge present in the run: its best design of each pair against its best retrieved real item."""
-    return {name: compare(t.column("design").to_numpy(), t.column("real").to_numpy())
-            for name, t in pair_lifts(run).items()}
+    return verdicts_of(pair_lifts(run))
 
 
 def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
@@ -193,8 +197,7 @@ def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
     truth = lifts.get("true taste (simulated shoppers)")
     if truth is not None:  # true preference of the user's best design minus that of the best retrieved real item
         summary.oracle_lift = _distribution(truth.column("lift").to_numpy())
-    summary.verdicts = {name: compare(t.column("design").to_numpy(), t.column("real").to_numpy())
-                        for name, t in lifts.items()}
+    summary.verdicts = verdicts_of(lifts)
     if cfg.generation.realism_sample and run.num_rows:
         summary.realism = run_realism(cfg, run_date)
     summary.record = reader.run_info(Lake.of(cfg), run_date)
