@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -153,18 +154,51 @@ def _list_max(column: pa.ChunkedArray) -> np.ndarray:
     return out
 
 
-def pair_lifts(run: pa.Table) -> dict[str, pa.Table]:
-    """Per judge present in the run: one row per pair (pair_id, category, design, real, lift): the judge's score of
-    its best design of the pair and of its best retrieved real item, and their difference (NaN where one is missing)."""
-    best = run.filter(pc.equal(run.column("rank"), 1)).sort_by("pair_id")
+def _pair_parts(batch: pa.RecordBatch) -> tuple[pa.Table, pa.Table]:
+    """Of one batch: every pair's best design score per judge, and its rank-1 row (category, lift, best retrieved
+    real item per judge). A pair split across batches is merged by `pair_table`."""
+    batch = pa.Table.from_batches([batch])
+    tops = batch.group_by("pair_id").aggregate([(design, "max") for design, _ in JUDGES.values()])
+    best = batch.filter(pc.equal(batch.column("rank"), 1))
+    return tops, pa.table({"pair_id": best.column("pair_id"), "category": best.column("category"),
+                           "lift": best.column("lift").cast(pa.float64()),
+                           **{f"{real}_max": _list_max(best.column(real)) for _, real in JUDGES.values()}})
+
+
+def pair_table(batches: Iterable[pa.RecordBatch]) -> pa.Table:
+    """One row per designed pair, from streamed batches of SUMMARY_COLUMNS: pair_id, category, the rank-1 design's
+    lift, and per judge `<design column>_max` / `<real column>_max` (null where a pair lacks a rank-1 row). Only the
+    per-pair aggregates are held, never the run's rows."""
+    tops, best = [], []
+    for batch in batches:
+        top, first = _pair_parts(batch)
+        tops.append(top)
+        best.append(first)
+    if not tops:
+        return pa.table({"pair_id": pa.array([], pa.string())})
+    designs = [f"{design}_max" for design, _ in JUDGES.values()]
+    top = pa.concat_tables(tops)
+    del tops
+    top = top.group_by("pair_id").aggregate([(d, "max") for d in designs])
+    top = top.rename_columns([c.removesuffix("_max") for c in top.column_names]).sort_by("pair_id")
+    best = pa.concat_tables(best).sort_by("pair_id")
+    if best.column("pair_id").equals(top.column("pair_id")):  # one rank-1 row per pair: align, no hash join
+        return pa.table({**{n: top.column(n) for n in top.column_names},
+                         **{n: best.column(n) for n in best.column_names if n != "pair_id"}})
+    return top.join(best, "pair_id", join_type="left outer").sort_by("pair_id")
+
+
+def pair_lifts(pairs: pa.Table) -> dict[str, pa.Table]:
+    """Per judge present in a `pair_table`: one row per pair (pair_id, category, design, real, lift): the judge's
+    score of its best design of the pair and of its best retrieved real item, and their difference (NaN where one is
+    missing)."""
     out = {}
     for name, (design_col, real_col) in JUDGES.items():
-        if run.column(design_col).null_count == len(run):
+        if not pairs.num_rows or pairs.column(f"{design_col}_max").null_count == pairs.num_rows:
             continue
-        top = run.group_by("pair_id").aggregate([(design_col, "max")]).sort_by("pair_id")
-        design = top.column(f"{design_col}_max").to_numpy(zero_copy_only=False).astype(float)
-        real = _list_max(best.column(real_col))
-        out[name] = pa.table({"pair_id": best.column("pair_id"), "category": best.column("category"),
+        design = pairs.column(f"{design_col}_max").to_numpy(zero_copy_only=False).astype(float)
+        real = pairs.column(f"{real_col}_max").to_numpy(zero_copy_only=False).astype(float)
+        out[name] = pa.table({"pair_id": pairs.column("pair_id"), "category": pairs.column("category"),
                               "design": design, "real": real, "lift": design - real})
     return out
 
@@ -174,31 +208,31 @@ def verdicts_of(lifts: dict[str, pa.Table]) -> dict[str, dict[str, float]]:
     return {name: compare(t.column("design").to_numpy(), t.column("real").to_numpy()) for name, t in lifts.items()}
 
 
-def judge_verdicts(run: pa.Table) -> dict[str, dict[str, float]]:
-    """Per judge present in the run: its best design of each pair against its best retrieved real item."""
-    return verdicts_of(pair_lifts(run))
+def judge_verdicts(batches: Iterable[pa.RecordBatch]) -> dict[str, dict[str, float]]:
+    """Per judge present in a run's streamed SUMMARY_COLUMNS: its best design of each pair against its best
+    retrieved real item."""
+    return verdicts_of(pair_lifts(pair_table(batches)))
 
 
 def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
-    # Not the images, and no per-row Python objects: the driver holds the run's summary columns as Arrow only.
-    run = reader.read_run(Lake.of(cfg), run_date, columns=SUMMARY_COLUMNS)
-    best = run.filter(pc.equal(run.column("rank"), 1))
-    done = pc.unique(run.column("pair_id"))
-    failed = _failures(cfg, run_date, done)
-    summary.pairs_done, summary.pairs_failed = len(done), len(failed)
+    # Streamed, never the images and no per-row Python objects: the driver holds one row per pair, as Arrow.
+    pairs = pair_table(reader.scan_run(Lake.of(cfg), run_date, columns=SUMMARY_COLUMNS))
+    failed = _failures(cfg, run_date, pairs.column("pair_id"))
+    summary.pairs_done, summary.pairs_failed = pairs.num_rows, len(failed)
     summary.pairs_total = summary.pairs_total or summary.pairs_done + summary.pairs_failed  # a skip plans nothing
     reasons: dict[str, int] = {}
     for reason in failed.values():
         short = _reason_class(reason)
         reasons[short] = reasons.get(short, 0) + 1
     summary.failure_reasons = reasons
-    summary.lift = _distribution(best.column("lift").to_numpy().astype(float))
-    lifts = pair_lifts(run) if run.num_rows else {}
+    if pairs.num_rows:
+        summary.lift = _distribution(pairs.column("lift").to_numpy(zero_copy_only=False).astype(float))
+    lifts = pair_lifts(pairs)
     truth = lifts.get("true taste (simulated shoppers)")
     if truth is not None:  # true preference of the user's best design minus that of the best retrieved real item
         summary.oracle_lift = _distribution(truth.column("lift").to_numpy())
     summary.verdicts = verdicts_of(lifts)
-    if cfg.generation.realism_sample and run.num_rows:
+    if cfg.generation.realism_sample and pairs.num_rows:
         summary.realism = run_realism(cfg, run_date)
     summary.record = reader.run_info(Lake.of(cfg), run_date)
     return summary

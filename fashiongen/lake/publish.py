@@ -27,12 +27,13 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import metadata
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -216,10 +217,32 @@ def _dataset(files: list[str]) -> ds.Dataset:
     return ds.dataset([storage.filesystem(f)[1] for f in files], format="parquet", filesystem=fs)
 
 
-def _report(keys: pa.Table, files: int) -> DedupeReport:
-    designs = keys.group_by(["pair_id", "rank"]).aggregate([]).num_rows
-    return DedupeReport(rows=keys.num_rows, pairs=pc.count_distinct(keys.column("pair_id")).as_py(),
-                        designs=designs, files=files)
+_HEX = np.full(256, 255, np.uint8)
+_HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
+
+
+def _design_keys(pair_id: pa.Array, rank: pa.Array, run_date: str) -> np.ndarray:
+    """One 20-byte key per row (the pair_id's 16 bytes, then its rank): a million designs hold 20 MB, not the
+    strings and hash tables of an Arrow group-by. LakeError unless every pair_id is make_pair_id's 32 hex chars."""
+    pair_id = pair_id.cast(pa.string())
+    offsets = np.frombuffer(pair_id.buffers()[1], np.int32)[pair_id.offset:pair_id.offset + len(pair_id) + 1]
+    if pair_id.null_count or np.any(np.diff(offsets) != 32):
+        raise LakeError(f"run {run_date} holds pair_ids that are not 32-hex make_pair_id ids; rerun it with force=true")
+    nibbles = _HEX[np.frombuffer(pair_id.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 32)]
+    if np.any(nibbles == 255):
+        raise LakeError(f"run {run_date} holds pair_ids that are not 32-hex make_pair_id ids; rerun it with force=true")
+    keys = np.empty((len(pair_id), 20), np.uint8)
+    keys[:, :16] = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+    keys[:, 16:] = rank.cast(pa.int32()).to_numpy(zero_copy_only=False).astype("<i4").view(np.uint8).reshape(-1, 4)
+    return keys
+
+
+def _report(batches: Iterable[pa.RecordBatch], run_date: str, files: int) -> DedupeReport:
+    """Counts over streamed (pair_id, rank) batches; only their compact keys are kept."""
+    keys = [_design_keys(b.column("pair_id"), b.column("rank"), run_date) for b in batches]
+    keys = np.concatenate(keys) if keys else np.empty((0, 20), np.uint8)
+    pairs = np.unique(np.ascontiguousarray(keys[:, :16]).view("V16").ravel()).size
+    return DedupeReport(rows=len(keys), pairs=pairs, designs=np.unique(keys.view("V20").ravel()).size, files=files)
 
 
 def dedupe_check(lake: Lake | str, run_date: str) -> DedupeReport:
@@ -227,7 +250,7 @@ def dedupe_check(lake: Lake | str, run_date: str) -> DedupeReport:
     files = staged_files(lake, run_date)
     if not files:
         return DedupeReport(rows=0, pairs=0, designs=0, files=0)
-    return _report(_dataset(files).to_table(columns=["pair_id", "rank"]), len(files))
+    return _report(_dataset(files).to_batches(columns=["pair_id", "rank"]), run_date, len(files))
 
 
 def _attachment(lake_uri: str, uri: str) -> dict[str, Any]:
@@ -268,16 +291,16 @@ def check_staged(files: list[str], run_date: str, model_version: str, older_sche
             conform_designs(empty)
         except LakeError as exc:
             raise LakeError(f"file {fragment.path}: {exc}; rerun {run_date} with force=true") from None
-    keys = []  # streamed: only the (pair_id, rank) keys are kept
-    for batch in dataset.to_batches(columns=["run_date", "model_version", "pair_id", "rank"]):
-        _check_run_dates(batch.column("run_date"), run_date, f"run {run_date}")
-        versions = [v for v in pc.unique(batch.column("model_version")).to_pylist() if v != model_version]
-        if versions:
-            raise LakeError(f"run {run_date} holds rows of model_version {versions[:3]}, not {model_version!r} (a "
-                            "resume after a model change?); rerun it with force=true")
-        keys.append(pa.RecordBatch.from_arrays([batch.column("pair_id").cast(pa.string()),
-                                                batch.column("rank").cast(pa.int32())], ["pair_id", "rank"]))
-    report = _report(pa.Table.from_batches(keys, schema=pa.schema([("pair_id", pa.string()), ("rank", pa.int32())])),
+    def checked(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            _check_run_dates(batch.column("run_date"), run_date, f"run {run_date}")
+            versions = [v for v in pc.unique(batch.column("model_version")).to_pylist() if v != model_version]
+            if versions:
+                raise LakeError(f"run {run_date} holds rows of model_version {versions[:3]}, not {model_version!r} "
+                                "(a resume after a model change?); rerun it with force=true")
+            yield batch
+
+    report = _report(checked(dataset.to_batches(columns=["run_date", "model_version", "pair_id", "rank"])), run_date,
                      len(files))
     if report.duplicate_rows:
         raise LakeError(f"run {run_date} has {report.duplicate_rows} duplicate (pair_id, rank) rows in "

@@ -26,7 +26,7 @@ from fashiongen.config import Config
 from fashiongen.errors import FashiongenError
 from fashiongen.evaluation.recommender_eval import METRICS, auc_cell
 from fashiongen.generation.summary import (JUDGES, SUMMARY_COLUMNS, RunSummary, judge_verdicts, load_summary,
-                                           pair_lifts, save_summary, summarise)
+                                           pair_lifts, pair_table, save_summary, summarise)
 from fashiongen.lake import reader
 from fashiongen.lake.layout import id_key, validate_run_date
 from fashiongen.lake.paths import LakePaths
@@ -171,7 +171,7 @@ def _history(cfg: Config) -> tuple[list[str], dict[str, list[float]]]:
     for date in dates:
         saved = load_summary(cfg, date)
         verdicts = saved.verdicts if saved is not None else judge_verdicts(
-            reader.read_run(Lake.of(cfg), date, columns=SUMMARY_COLUMNS))
+            reader.scan_run(Lake.of(cfg), date, columns=SUMMARY_COLUMNS))
         for name in JUDGES:
             series[name].append((verdicts.get(name) or {}).get("win_share", math.nan))
     return dates, {name: values for name, values in series.items() if any(math.isfinite(v) for v in values)}
@@ -275,7 +275,7 @@ def write_report(cfg: Config, run_date: str | None = None, *, users: int = SAMPL
                 ("Judges", _judges_section(summary)),
                 ("Realism", _realism_section(summary.realism)),
                 ("Recommenders", _recommender_section(cfg)),
-                ("Lift distributions", _lift_section(pair_lifts(run))),
+                ("Lift distributions", _lift_section(pair_lifts(pair_table(run.to_batches())))),
                 (f"Contact sheets ({min(users, len(set(run.column('user_id').to_pylist())))} users, a stable sample)",
                  sheets or '<p class="note">no users</p>'),
                 ("History", _history_section(cfg, date))]

@@ -26,7 +26,7 @@ def test_verdicts_take_each_judges_best_design_and_best_real_item():
         {"pair_id": "b", "rank": 2, "score": 0.5, "dataset_top_scores": [2.0, 1.5], "oracle_score": 0.1,
          "dataset_oracle_scores": [0.2, 0.1], "judge_score": 2.0, "dataset_judge_scores": [1.0, 1.0]},
     ])
-    v = judge_verdicts(table)
+    v = judge_verdicts(table.to_batches())
     assert set(v) == set(JUDGES)
     learned, truth, held_out = (v[name] for name in JUDGES)
     assert learned["win_share"] == 0.5 and learned["mean_lift"] == pytest.approx((1.0 - 1.0) / 2)
@@ -34,9 +34,21 @@ def test_verdicts_take_each_judges_best_design_and_best_real_item():
     assert held_out["win_share"] == 0.5 and held_out["mean_lift"] == pytest.approx(((1.5 - 2.0) + (3.0 - 1.0)) / 2)
 
 
+def test_a_pair_split_across_streamed_batches_is_judged_as_one():
+    rows = [{"pair_id": p, "rank": r, "score": float(r * (k + 1)), "dataset_top_scores": [2.0 + k, 1.0],
+             "oracle_score": 0.1 * r, "dataset_oracle_scores": [0.3], "judge_score": -float(r),
+             "dataset_judge_scores": [0.0]} for k, p in enumerate("abc") for r in (2, 1, 3)]
+    table = designs(rows)
+    whole = judge_verdicts(table.to_batches())
+    split = judge_verdicts(table.to_batches(max_chunksize=2))  # pair b's three ranks fall in two batches
+    assert split == whole and whole["learned scorer (climbed)"]["pairs"] == 3
+    orphan = designs(rows + [{**rows[0], "pair_id": "d", "rank": 2}])  # no rank-1 row: no real item to compare
+    assert judge_verdicts(orphan.to_batches(max_chunksize=2)) == whole
+
+
 def test_a_run_without_oracle_or_judge_reports_the_learned_scorer_only():
     table = designs([{"pair_id": "a", "rank": 1, "score": 3.0, "dataset_top_scores": [2.0]}])
-    assert list(judge_verdicts(table)) == ["learned scorer (climbed)"]
+    assert list(judge_verdicts(table.to_batches())) == ["learned scorer (climbed)"]
 
 
 def test_summary_round_trips_through_strict_json():

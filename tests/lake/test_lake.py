@@ -211,6 +211,13 @@ def test_publish_refuses_bad_runs_and_commits_nothing(lake):
         publish_run(lake, D2, model_version="new")
     assert run_status(lake, D2) == RunStatus.PARTIAL
 
+    D3 = "2026-01-03"
+    foreign = fake_designs(D3, ["u0"])
+    write_designs(foreign.set_column(foreign.schema.get_field_index("pair_id"), "pair_id",
+                                     pa.array(["pair-1"] * foreign.num_rows)), lake, D3)
+    with pytest.raises(LakeError, match="not 32-hex make_pair_id ids"):
+        publish_run(lake, D3, model_version="m1")
+
 
 def test_write_designs_checks_the_contract(tmp_path):
     lake = str(tmp_path)
