@@ -128,9 +128,9 @@ class TrainConfig:
     """How Ray Train runs a training: workers, devices, storage, failure handling."""
 
     num_workers: int = 1
-    cpus_per_worker: int = 0  # CPUs each recommender worker reserves, and its torch threads; 0 = a one-node Ray's
-    #                           CPUs split among the workers (1 on a cluster of several nodes). The GAN's workers
-    #                           keep 1: their Ray Data feed needs CPUs beside them
+    cpus_per_worker: int = 0  # CPUs each recommender or designer worker reserves, and its torch threads; 0 = a
+    #                           one-node Ray's CPUs split among the workers (1 on a cluster of several nodes). The
+    #                           GAN's workers keep 1: their Ray Data feed needs CPUs beside them
     use_gpu: bool = False
     storage_path: str = "lake/train"
     run_name: str = ""  # empty = derived from model and catalogue, stable across reruns
@@ -224,6 +224,7 @@ class NightlyConfig:
     refresh_lr: float = 0.05
     seed: int = 0
     max_auc_drop: float = 0.02  # refuse to publish when the changed users' validation AUC falls by more than this
+    designer: bool = True  # design with amortised+refine when a designer was trained (retrained first when stale)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,11 @@
    date rebuilds the same model.
 3. Evaluate: the changed users' validation AUC (full, the paper's formula) before and after; the run stops without
    publishing when it falls by more than nightly.max_auc_drop. Report: <lake>/evaluation/nightly/run_date=D.json.
-4. Generate and publish: the Ray Data designs job in incremental mode with the refreshed model, so only users whose
+4. Design mode: when an amortised designer was trained (`fashiongen train-designer`) and nightly.designer is on,
+   the night designs with design.mode=amortised+refine. The designer stays valid while only users' θ move (the
+   refresh never touches the image network); when the recommender's image network or the generator changed since
+   it was trained, it is retrained first (Ray Train, resuming a crashed retrain). Without one: design.mode as set.
+5. Generate and publish: the Ray Data designs job in incremental mode with the refreshed model, so only users whose
    vector changed (or who were never designed) get new designs. A crash resumes on rerun.
 """
 from __future__ import annotations
@@ -100,6 +104,30 @@ def refresh(cfg: Config, run_date: str) -> dict:
     return report
 
 
+def design_settings(cfg: Config, ray_address: str | None = None) -> tuple[Config, str]:
+    """Step 4: `cfg` with the night's design mode, and why (the trained designer, retrained first when stale)."""
+    from fashiongen.models.contract import load_generator, load_recommender
+    from fashiongen.models.designer import DesignerError, load_designer
+    from fashiongen.training.designer import train_designer_on_lake
+
+    paths = LakePaths.of(cfg)
+    uri = paths.designer_model()
+    if not cfg.nightly.designer:
+        return cfg, f"design.mode={cfg.design.mode} (nightly.designer=false)"
+    if not storage.exists(uri):
+        return cfg, f"design.mode={cfg.design.mode} (no designer at {uri}: fashiongen train-designer trains one)"
+    rec_uri, gen_uri = paths.design_models(cfg.recommender.model)
+    designer = load_designer(uri)
+    try:
+        designer.check_compatible(load_recommender(rec_uri), load_generator(gen_uri))
+        why = f"designer {designer.model_version}"
+    except DesignerError as exc:
+        log.info("retraining the designer: %s", exc)
+        why = f"designer retrained for the new models: {train_designer_on_lake(cfg, ray_address).model_version}"
+    amortised = dataclasses.replace(cfg, design=dataclasses.replace(cfg.design, mode="amortised+refine"))
+    return amortised, f"design.mode=amortised+refine ({why})"
+
+
 def run_nightly(cfg: Config, force: bool = False, ray_address: str | None = None):
     """The whole nightly run for cfg.run_date (default today UTC); returns the designs RunSummary, or None when
     the date is already published (a no-op unless `force`)."""
@@ -120,7 +148,8 @@ def run_nightly(cfg: Config, force: bool = False, ray_address: str | None = None
           f"{report['validation_auc_after']:.4f}; quarantined: {report['quarantined'] or 'none'}")
     print(f"model: {report['model_uri']} (model_version {report['model_version']})")
     generation = dataclasses.replace(cfg.generation, recommender_uri=report["model_uri"], incremental=True)
-    run_cfg = dataclasses.replace(cfg, run_date=run_date, generation=generation)
+    run_cfg, why = design_settings(dataclasses.replace(cfg, run_date=run_date, generation=generation), ray_address)
+    print(f"nightly {run_date}: {why}")
     summary = run_generation(run_cfg, force=force, ray_address=ray_address)
     write_report(run_cfg, run_date)  # LakePaths.report(run_date)
     return summary

@@ -12,7 +12,8 @@ plus the category guard when on), with two terms of its own:
 The recommender, G, Φ and D are frozen (the engine holds them in eval mode); only the designer learns.
 
     designer = AmortisedDesigner(K, C, L, R)
-    history = train_designer(engine, designer, train_users, cfg.designer, validation_users=val)
+    history = train_designer(engine, designer, train_users, cfg.designer, validation_users=val)   # in process
+    parts = designer_epoch(engine, ddp_designer, optimiser, u, c, epoch_order(len(u), seed, epoch, rank, world))
 """
 from __future__ import annotations
 
@@ -88,13 +89,39 @@ def designer_latents(engine: PreferenceEngine, designer: AmortisedDesigner, user
     return torch.cat(out) if out else torch.zeros(0, designer.restarts, designer.latent_dim)
 
 
+def epoch_order(num_pairs: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> np.ndarray:
+    """This rank's pairs of an epoch, in order: a permutation seeded by (seed, epoch), dealt round-robin to the
+    ranks and cut to equal lengths (DDP steps together). A resumed epoch replays exactly."""
+    order = np.random.default_rng([seed, epoch]).permutation(num_pairs)
+    return order[rank::world][:num_pairs // world]
+
+
+def designer_epoch(engine: PreferenceEngine, designer: torch.nn.Module, optimiser: torch.optim.Optimizer,
+                   user_idx: np.ndarray, category_idx: np.ndarray, order: np.ndarray,
+                   settings: DesignerConfig) -> dict[str, float]:
+    """One pass over the pairs `order` indexes, in batches of settings.batch_pairs; `designer` may be DDP-wrapped.
+    Returns the mean loss parts and the batch count."""
+    designer.train()
+    parts: dict[str, float] = {}
+    batches = 0
+    for start in range(0, len(order), settings.batch_pairs):
+        idx = order[start:start + settings.batch_pairs]
+        loss, stats = designer_loss(engine, designer, user_idx[idx], category_idx[idx], settings)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        for key, value in stats.items():
+            parts[key] = parts.get(key, 0.0) + value
+        batches += 1
+    return {**{k: v / max(batches, 1) for k, v in parts.items()}, "batches": batches}
+
+
 def train_designer(engine: PreferenceEngine, designer: AmortisedDesigner, users: np.ndarray,
                    settings: DesignerConfig, validation_users: np.ndarray | None = None,
                    on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
-    """Fit `designer` on every (user, category) of `users` in process; per epoch the training loss parts and, with
-    `validation_users`, their pairs' mean objective (users never trained on)."""
-    torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
+    """Fit `designer` on every (user, category) of `users` in process (what each Ray Train worker does on its
+    share); per epoch the training loss parts and, with `validation_users`, their pairs' mean objective (users
+    never trained on)."""
     designer.to(engine.device)
     optimiser = torch.optim.Adam(designer.parameters(), lr=settings.lr)
     train_u, train_c = pair_grid(users, len(engine.categories))
@@ -102,21 +129,10 @@ def train_designer(engine: PreferenceEngine, designer: AmortisedDesigner, users:
     history = []
     for epoch in range(settings.epochs):
         began = time.perf_counter()
-        designer.train()
-        order = rng.permutation(len(train_u))
-        parts: dict[str, float] = {}
-        batches = 0
-        for start in range(0, len(order), settings.batch_pairs):
-            idx = order[start:start + settings.batch_pairs]
-            loss, stats = designer_loss(engine, designer, train_u[idx], train_c[idx], settings)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            for key, value in stats.items():
-                parts[key] = parts.get(key, 0.0) + value
-            batches += 1
-        metrics = {"epoch": epoch, **{k: v / max(batches, 1) for k, v in parts.items()},
-                   "seconds": time.perf_counter() - began, "pairs_per_s": len(order) / (time.perf_counter() - began)}
+        order = epoch_order(len(train_u), settings.seed, epoch)
+        parts = designer_epoch(engine, designer, optimiser, train_u, train_c, order, settings)
+        seconds = time.perf_counter() - began
+        metrics = {"epoch": epoch, **parts, "seconds": seconds, "pairs_per_s": len(order) / seconds}
         if val is not None:
             metrics["val_objective"] = mean_objective(engine, designer_latents(engine, designer, *val), *val)
         history.append(metrics)

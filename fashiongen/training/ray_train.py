@@ -1,5 +1,6 @@
 """Plumbing shared by the Ray Train drivers (the recommender's and the GAN's); each training loop stays its own file.
 
+- `worker_cpus`: the CPUs (and torch threads) each worker reserves.
 - `run_config`: the run's storage (local or `s3://`), stable name, checkpoints kept, failure retries and the quiet
   console (`runtime.train_logging`).
 - `save_and_report`: per epoch, rank 0 writes the state file into a checkpoint and every rank reports metrics.
@@ -39,6 +40,19 @@ def run_config(train: TrainConfig, run_name: str):
                      checkpoint_config=CheckpointConfig(num_to_keep=train.num_to_keep),
                      failure_config=FailureConfig(max_failures=train.max_failures), logging_config=train_logging(),
                      **kwargs)
+
+
+def worker_cpus(train: TrainConfig) -> int:
+    """train.cpus_per_worker, or for 0 the CPUs of a one-node Ray split among the workers (1 where there are
+    several nodes, or none alive: a cluster's nodes may still scale, so set it there)."""
+    if train.cpus_per_worker:
+        return train.cpus_per_worker
+    import ray
+
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    if len(nodes) != 1:
+        return 1
+    return max(1, int(nodes[0]["Resources"].get("CPU", 0)) // train.num_workers)
 
 
 def load_state(directory: str) -> dict[str, Any]:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from fashiongen import faults
-from fashiongen.config import Config, RecommenderConfig, TrainConfig, from_dict, to_dict
+from fashiongen.config import Config, RecommenderConfig, from_dict, to_dict
 from fashiongen.data.contract import Catalogue, load_catalogue, read_meta
 from fashiongen.errors import FashiongenError
 from fashiongen.evaluation.auc import held_out, sampled_auc
@@ -44,7 +44,7 @@ from fashiongen.models.bpr import EpochTriples
 from fashiongen.models.contract import recommender_class
 from fashiongen.runtime import ensure_ray
 from fashiongen.training.ray_train import (final_state, gather_from_ranks, restore_rng_state, resumed_state, rng_state,
-                                           run_config, save_and_report)
+                                           run_config, save_and_report, worker_cpus)
 
 log = logging.getLogger(__name__)
 
@@ -145,19 +145,6 @@ def train_loop(config: dict[str, Any]) -> None:
         save_and_report(metrics, rank, lambda: {
             "epoch": epoch, "net": {k: v.cpu() for k, v in net.state_dict().items()},
             "optimizer": optimizer.state_dict(), "history": history, "rng": rng_states})
-
-
-def worker_cpus(train: TrainConfig) -> int:
-    """train.cpus_per_worker, or for 0 the CPUs of a one-node Ray split among the workers (1 where there are
-    several nodes, or none alive: a cluster's nodes may still scale, so set it there)."""
-    if train.cpus_per_worker:
-        return train.cpus_per_worker
-    import ray
-
-    nodes = [node for node in ray.nodes() if node.get("Alive")]
-    if len(nodes) != 1:
-        return 1
-    return max(1, int(nodes[0]["Resources"].get("CPU", 0)) // train.num_workers)
 
 
 def _train_distributed(cfg: Config, catalogue_uri: str, catalogue: Catalogue) -> RecommenderTrainResult:

@@ -283,7 +283,7 @@ def test_amortised_modes_design_with_the_trained_designer_and_record_it(ray_loca
     args = [f"lake_uri={lake}", f"data.catalogue_uri={models['catalogue_uri']}",
             f"generation.recommender_uri={models['rec_uri']}", f"generation.generator_uri={models['gan_uri']}",
             f"generation.designer_uri={designer_uri}", "design.restarts=3", "designer.epochs=2",
-            "designer.validation=0.25"]
+            "designer.validation=0.25", f"train.storage_path={tmp_path / 'train'}"]
     assert main(["train-designer", *args]) == 0
     out = capsys.readouterr().out
     assert "objective on held-out users: designer" in out and designer_uri in out

@@ -106,10 +106,16 @@ def test_nightly_jobs_design_changed_users_and_a_date_runs_once(lake, ray_head):
                                   "ts": landed.column("ts").slice(0, 1)}),
                         storage.join(LakePaths.of(day_cfg).landing_day(DAY2), "upstream.parquet"))
     returning = set(landed.column("user_id").to_pylist())
+    assert "design.mode=optimise (no designer at" in first.stdout
+    designer_version = _designer(cfg).save(LakePaths.of(cfg).designer_model())  # as train-designer would leave it
 
     second = _submit(ray_head, f"nightly-{DAY2}", *overrides, f"run_date={DAY2}")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "refreshed 2 user vector(s)" in second.stdout
+    # Only θ moved overnight: the designer stays valid (no retrain) and the night designs with it.
+    assert f"design.mode=amortised+refine (designer {designer_version})" in second.stdout
+    assert set(reader.read_run(cfg.lake_uri, DAY2, columns=["mode"]).column("mode").to_pylist()) == {"amortised+refine"}
+    assert reader.run_info(cfg.lake_uri, DAY2)["properties"]["designer_version"] == designer_version
     assert reader.list_complete_runs(cfg.lake_uri) == [DAY1, DAY2]
     designs = reader.read_run(cfg.lake_uri, DAY2)
     assert set(designs.column("user_id").to_pylist()) == returning  # only the users whose vector changed
@@ -127,6 +133,39 @@ def test_nightly_jobs_design_changed_users_and_a_date_runs_once(lake, ray_head):
     retry = _submit(ray_head, f"nightly-{DAY2}-retry", *overrides, f"run_date={DAY2}")
     assert retry.returncode == 0 and "nothing to do" in retry.stdout  # a published date is a no-op
     assert reader.run_info(cfg.lake_uri, DAY2) == manifest
+
+
+def _designer(cfg):
+    """An (untrained) designer bound to the lake's recommender and generator: compatible with them."""
+    from fashiongen.models.contract import load_generator, load_recommender
+    from fashiongen.models.designer import AmortisedDesigner
+
+    paths = LakePaths.of(cfg)
+    rec_uri, gen_uri = paths.design_models(cfg.recommender.model)
+    recommender, generator = load_recommender(rec_uri), load_generator(gen_uri)
+    designer = AmortisedDesigner(recommender.user_vectors().shape[1], len(generator.categories),
+                                 int(generator.latent_dim), cfg.design.restarts, hidden=16)
+    designer.bind(recommender, generator)
+    return designer
+
+
+def test_a_designer_for_other_models_is_retrained_before_the_night_designs(lake, tmp_path, monkeypatch):
+    from fashiongen.pipeline.nightly import design_settings
+    from fashiongen.training import designer as training
+
+    cfg, overrides, _ = lake
+    cfg = load_config(None, [*overrides, f"generation.designer_uri={tmp_path / 'designer.pt'}"])
+    assert design_settings(cfg)[0].design.mode == "optimise"  # none trained: the configured mode
+    stale = _designer(cfg)
+    stale.meta["generator_version"] = "a-generator-since-replaced"
+    stale.save(str(tmp_path / "designer.pt"))
+    retrained = []
+    monkeypatch.setattr(training, "train_designer_on_lake",
+                        lambda c, address=None: retrained.append(c) or type("R", (), {"model_version": "new"})())
+    night, why = design_settings(cfg)
+    assert retrained == [cfg] and night.design.mode == "amortised+refine" and "retrained" in why and "new" in why
+    off = load_config(None, [*overrides, f"generation.designer_uri={tmp_path / 'designer.pt'}", "nightly.designer=false"])
+    assert design_settings(off)[0].design.mode == "optimise" and len(retrained) == 1
 
 
 class _Args:

@@ -95,7 +95,7 @@ def test_workers_take_a_one_node_rays_cpus_unless_told(monkeypatch):
     import ray
 
     from fashiongen.config import TrainConfig
-    from fashiongen.training.recommender import worker_cpus
+    from fashiongen.training.ray_train import worker_cpus
 
     node = {"Alive": True, "Resources": {"CPU": 8.0}}
     monkeypatch.setattr(ray, "nodes", lambda: [node, {"Alive": False, "Resources": {"CPU": 64.0}}])
