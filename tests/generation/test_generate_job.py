@@ -297,6 +297,22 @@ def test_amortised_modes_design_with_the_trained_designer_and_record_it(ray_loca
         {"amortised+refine"}
     assert reader.run_info(lake, "2026-11-26")["properties"]["designer_version"] == version
 
+    # A pair's designs are a function of (pair_id, run_date, designer version): recomputed with other batching and
+    # blocks, they are the same designs.
+    def designs() -> pa.Table:
+        return reader.read_run(lake, "2026-11-26", columns=["pair_id", "rank", "latent", "score"]).sort_by(
+            [("pair_id", "ascending"), ("rank", "ascending")])
+
+    first = designs()
+    run_generation(job_config(models, lake, "design.mode=amortised+refine", "design.refine_steps=1",
+                              f"generation.designer_uri={designer_uri}", "design.batch_pairs=3",
+                              "generation.pairs_per_block=7"), force=True)
+    again = designs()
+    assert again.column("pair_id").equals(first.column("pair_id"))
+    np.testing.assert_allclose(np.stack(again.column("latent").to_numpy(zero_copy_only=False)),
+                               np.stack(first.column("latent").to_numpy(zero_copy_only=False)), atol=1e-5)
+    np.testing.assert_allclose(again.column("score").to_numpy(), first.column("score").to_numpy(), atol=1e-5)
+
     other = tmp_path / "other-gan.pt"  # a designer for another generator is refused before any design
     ConditionalGAN("small", 8, models["categories"], (1, 28, 28)).save(str(other))
     assert main(["generate", *args, f"generation.generator_uri={other}", "design.mode=amortised",
