@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from fashiongen import storage
 from fashiongen.errors import FashiongenError
@@ -350,20 +351,29 @@ def load_catalogue(uri: str, with_images: bool = True) -> Catalogue:
         images = np.stack([decode_image(pngs[k]) for k in order])
     else:
         images = np.zeros((0, img["height"], img["width"], 3 if img["mode"] == "RGB" else 1), np.uint8)  # not loaded
-    split = storage.read_table(storage.join(uri, "split.parquet"), columns=["user_id", "item_id", "split"]).to_pandas()
-    user_ids = np.sort(split["user_id"].unique().astype(str))
-    u = np.searchsorted(user_ids, split["user_id"].to_numpy().astype(str))
-    i = np.searchsorted(item_ids, split["item_id"].to_numpy().astype(str))
-    s = split["split"].to_numpy()
+    # Indexed in Arrow, never as Python strings: a million shoppers' interactions stay a few int arrays.
+    split = storage.read_table(storage.join(uri, "split.parquet"), columns=["user_id", "item_id", "split"])
+    users, items_of = (split.column(c).cast(pa.string()) for c in ("user_id", "item_id"))
+    user_ids = np.sort(np.asarray(pc.unique(users).to_pylist(), dtype=str))
+    u = pc.index_in(users, value_set=pa.array(user_ids))
+    i = pc.index_in(items_of, value_set=pa.array(item_ids))
+    if i.null_count:
+        raise CatalogueError(f"{storage.join(uri, 'split.parquet')} names {i.null_count} interactions with items "
+                             "missing from items.parquet: rebuild the catalogue with fashiongen prepare")
+    u, i = u.to_numpy(zero_copy_only=False), i.to_numpy(zero_copy_only=False)
+    kind = split.column("split")
+    train, validation, test = (pc.equal(kind, name).to_numpy(zero_copy_only=False)
+                               for name in ("train", "validation", "test"))
+    del split, users, items_of, kind
     validation_item = np.full(len(user_ids), -1, np.int64)
     test_item = np.full(len(user_ids), -1, np.int64)
-    validation_item[u[s == "validation"]] = i[s == "validation"]
-    test_item[u[s == "test"]] = i[s == "test"]
+    validation_item[u[validation]] = i[validation]
+    test_item[u[test]] = i[test]
     stats = storage.read_table(storage.join(uri, "item_stats.parquet")).to_pandas().set_index("item_id")
     stats = stats.reindex(item_ids)
     return Catalogue(
         meta=meta, item_ids=item_ids, item_category=item_category, categories=categories, images=images,
-        user_ids=user_ids, train_users=u[s == "train"].astype(np.int64), train_items=i[s == "train"].astype(np.int64),
+        user_ids=user_ids, train_users=u[train].astype(np.int64), train_items=i[train].astype(np.int64),
         validation_item=validation_item, test_item=test_item,
         item_train_count=stats["train_count"].to_numpy(np.int32), is_cold=stats["is_cold"].to_numpy(bool),
     )
