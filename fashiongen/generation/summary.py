@@ -16,7 +16,7 @@ from fashiongen import storage
 from fashiongen.config import Config
 from fashiongen.evaluation.judges import compare, format_verdicts
 from fashiongen.evaluation.realism import format_realism
-from fashiongen.lake import reader
+from fashiongen.lake import layout, reader
 from fashiongen.lake.paths import LakePaths
 from fashiongen.lake.table import Lake
 
@@ -154,38 +154,45 @@ def _list_max(column: pa.ChunkedArray) -> np.ndarray:
     return out
 
 
-def _pair_parts(batch: pa.RecordBatch) -> tuple[pa.Table, pa.Table]:
-    """Of one batch: every pair's best design score per judge, and its rank-1 row (category, lift, best retrieved
-    real item per judge). A pair split across batches is merged by `pair_table`."""
-    batch = pa.Table.from_batches([batch])
-    tops = batch.group_by("pair_id").aggregate([(design, "max") for design, _ in JUDGES.values()])
-    best = batch.filter(pc.equal(batch.column("rank"), 1))
-    return tops, pa.table({"pair_id": best.column("pair_id"), "category": best.column("category"),
-                           "lift": best.column("lift").cast(pa.float64()),
-                           **{f"{real}_max": _list_max(best.column(real)) for _, real in JUDGES.values()}})
+def _floats(column: pa.Array) -> np.ndarray:
+    return column.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls become NaN
 
 
 def pair_table(batches: Iterable[pa.RecordBatch]) -> pa.Table:
     """One row per designed pair, from streamed batches of SUMMARY_COLUMNS: pair_id, category, the rank-1 design's
-    lift, and per judge `<design column>_max` / `<real column>_max` (null where a pair lacks a rank-1 row). Only the
-    per-pair aggregates are held, never the run's rows."""
-    tops, best = [], []
+    lift, and per judge `<design column>_max` (its best design) / `<real column>_max` (its best retrieved real item,
+    NaN where a pair lacks a rank-1 row). Only compact per-row arrays are held: 16-byte pair keys and floats."""
+    keys, designs, first_keys, first_cats, first_values = [], [], [], [], []
     for batch in batches:
-        top, first = _pair_parts(batch)
-        tops.append(top)
-        best.append(first)
-    if not tops:
+        key = layout.pair_id_bytes(batch.column("pair_id"), "the run")
+        keys.append(key)
+        designs.append(np.column_stack([_floats(batch.column(d)) for d, _ in JUDGES.values()]))
+        first = pc.equal(batch.column("rank"), 1).to_numpy(zero_copy_only=False)
+        first_keys.append(key[first])
+        first_cats.append(batch.column("category").filter(pa.array(first)))
+        first_values.append(np.column_stack([_floats(batch.column("lift")).reshape(-1, 1)[first],
+                                             *[_list_max(batch.column(real))[first] for _, real in JUDGES.values()]]))
+    if not keys:
         return pa.table({"pair_id": pa.array([], pa.string())})
-    designs = [f"{design}_max" for design, _ in JUDGES.values()]
-    top = pa.concat_tables(tops)
-    del tops
-    top = top.group_by("pair_id").aggregate([(d, "max") for d in designs])
-    top = top.rename_columns([c.removesuffix("_max") for c in top.column_names]).sort_by("pair_id")
-    best = pa.concat_tables(best).sort_by("pair_id")
-    if best.column("pair_id").equals(top.column("pair_id")):  # one rank-1 row per pair: align, no hash join
-        return pa.table({**{n: top.column(n) for n in top.column_names},
-                         **{n: best.column(n) for n in best.column_names if n != "pair_id"}})
-    return top.join(best, "pair_id", join_type="left outer").sort_by("pair_id")
+    key = np.concatenate(keys).view("V16").ravel()
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    pairs = key[starts]
+    best = np.fmax.reduceat(np.concatenate(designs)[order], starts, axis=0)  # NaN only where every row is NaN
+    del keys, designs, order, key
+    at = np.searchsorted(pairs, np.concatenate(first_keys).view("V16").ravel())
+    row = np.full(len(pairs), -1)
+    row[at] = np.arange(len(at))
+    values = np.full((len(pairs), 1 + len(JUDGES)), np.nan)
+    values[at] = np.concatenate(first_values)
+    category = pa.concat_arrays([c.cast(pa.string()) for c in first_cats]).take(pa.array(row, mask=row < 0))
+    columns = {"pair_id": layout.pair_ids_of_bytes(pairs.view(np.uint8).reshape(-1, 16)), "category": category,
+               "lift": values[:, 0]}
+    for k, (design, real) in enumerate(JUDGES.values()):
+        columns[f"{design}_max"] = best[:, k]
+        columns[f"{real}_max"] = values[:, 1 + k]
+    return pa.table(columns)
 
 
 def pair_lifts(pairs: pa.Table) -> dict[str, pa.Table]:
@@ -194,7 +201,7 @@ def pair_lifts(pairs: pa.Table) -> dict[str, pa.Table]:
     missing)."""
     out = {}
     for name, (design_col, real_col) in JUDGES.items():
-        if not pairs.num_rows or pairs.column(f"{design_col}_max").null_count == pairs.num_rows:
+        if not pairs.num_rows or np.isnan(pairs.column(f"{design_col}_max").to_numpy()).all():
             continue
         design = pairs.column(f"{design_col}_max").to_numpy(zero_copy_only=False).astype(float)
         real = pairs.column(f"{real_col}_max").to_numpy(zero_copy_only=False).astype(float)
@@ -215,7 +222,7 @@ def judge_verdicts(batches: Iterable[pa.RecordBatch]) -> dict[str, dict[str, flo
 
 
 def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
-    # Streamed, never the images and no per-row Python objects: the driver holds one row per pair, as Arrow.
+    # Streamed, never the images and no per-row Python objects: the driver holds compact arrays per pair.
     pairs = pair_table(reader.scan_run(Lake.of(cfg), run_date, columns=SUMMARY_COLUMNS))
     failed = _failures(cfg, run_date, pairs.column("pair_id"))
     summary.pairs_done, summary.pairs_failed = pairs.num_rows, len(failed)
@@ -232,7 +239,10 @@ def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
     if truth is not None:  # true preference of the user's best design minus that of the best retrieved real item
         summary.oracle_lift = _distribution(truth.column("lift").to_numpy())
     summary.verdicts = verdicts_of(lifts)
-    if cfg.generation.realism_sample and pairs.num_rows:
+    designed = pairs.num_rows
+    del pairs, lifts, truth
+    pa.default_memory_pool().release_unused()  # the pair table's memory goes back before realism loads its models
+    if cfg.generation.realism_sample and designed:
         summary.realism = run_realism(cfg, run_date)
     summary.record = reader.run_info(Lake.of(cfg), run_date)
     return summary

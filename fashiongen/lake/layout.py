@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 
+import numpy as np
 import pyarrow as pa
 
 from fashiongen.errors import FashiongenError
@@ -79,6 +80,35 @@ def _digest(*parts: str | int) -> str:
 def make_pair_id(user_id: str, category: str) -> str:
     """Stable id of a (user, category) pair: 32 hex chars, safe anywhere (checkpoint key, latent seed)."""
     return _digest("pair", user_id, category)[:32]
+
+
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
+_HEX_VALUE = np.full(256, 255, np.uint8)
+_HEX_VALUE[_HEX_DIGITS] = np.arange(16, dtype=np.uint8)
+
+
+def pair_id_bytes(pair_id: pa.Array, where: str) -> np.ndarray:
+    """(n, 16) uint8: the 16 bytes each of make_pair_id's 32-hex ids stands for, decoded without Python strings (a
+    million ids hold 16 MB). LakeError naming `where` for anything else."""
+    pair_id = pair_id.combine_chunks() if isinstance(pair_id, pa.ChunkedArray) else pair_id
+    pair_id = pair_id.cast(pa.string())
+    if not len(pair_id):
+        return np.empty((0, 16), np.uint8)
+    offsets = np.frombuffer(pair_id.buffers()[1], np.int32)[pair_id.offset:pair_id.offset + len(pair_id) + 1]
+    nibbles = _HEX_VALUE[np.frombuffer(pair_id.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]] \
+        if not pair_id.null_count and np.all(np.diff(offsets) == 32) else np.full((1, 32), 255, np.uint8)
+    if np.any(nibbles == 255):
+        raise LakeError(f"{where} holds pair_ids that are not 32-hex make_pair_id ids; rerun it with force=true")
+    nibbles = nibbles.reshape(-1, 32)
+    return (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+
+
+def pair_ids_of_bytes(keys: np.ndarray) -> pa.Array:
+    """The inverse of pair_id_bytes: (n, 16) uint8 -> the 32-hex pair_id strings."""
+    hex_chars = np.empty((len(keys), 32), np.uint8)
+    hex_chars[:, 0::2], hex_chars[:, 1::2] = _HEX_DIGITS[keys >> 4], _HEX_DIGITS[keys & 15]
+    offsets = np.arange(0, 32 * len(keys) + 1, 32, dtype=np.int32)
+    return pa.StringArray.from_buffers(len(keys), pa.py_buffer(offsets), pa.py_buffer(hex_chars.tobytes()))
 
 
 def design_key(user_id: str, category: str, rank: int) -> str:

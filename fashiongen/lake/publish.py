@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from fashiongen import faults, storage
-from fashiongen.lake.layout import DESIGNS_SCHEMA, LakeError, validate_run_date
+from fashiongen.lake.layout import DESIGNS_SCHEMA, LakeError, pair_id_bytes, validate_run_date
 from fashiongen.lake.paths import ATTEMPT_PREFIX
 from fashiongen.lake.table import Lake, as_lake, committed_dates, file_uri, snapshot_properties
 
@@ -217,22 +217,11 @@ def _dataset(files: list[str]) -> ds.Dataset:
     return ds.dataset([storage.filesystem(f)[1] for f in files], format="parquet", filesystem=fs)
 
 
-_HEX = np.full(256, 255, np.uint8)
-_HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
-
-
 def _design_keys(pair_id: pa.Array, rank: pa.Array, run_date: str) -> np.ndarray:
     """One 20-byte key per row (the pair_id's 16 bytes, then its rank): a million designs hold 20 MB, not the
-    strings and hash tables of an Arrow group-by. LakeError unless every pair_id is make_pair_id's 32 hex chars."""
-    pair_id = pair_id.cast(pa.string())
-    offsets = np.frombuffer(pair_id.buffers()[1], np.int32)[pair_id.offset:pair_id.offset + len(pair_id) + 1]
-    if pair_id.null_count or np.any(np.diff(offsets) != 32):
-        raise LakeError(f"run {run_date} holds pair_ids that are not 32-hex make_pair_id ids; rerun it with force=true")
-    nibbles = _HEX[np.frombuffer(pair_id.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 32)]
-    if np.any(nibbles == 255):
-        raise LakeError(f"run {run_date} holds pair_ids that are not 32-hex make_pair_id ids; rerun it with force=true")
+    strings and hash tables of an Arrow group-by."""
     keys = np.empty((len(pair_id), 20), np.uint8)
-    keys[:, :16] = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+    keys[:, :16] = pair_id_bytes(pair_id, f"run {run_date}")
     keys[:, 16:] = rank.cast(pa.int32()).to_numpy(zero_copy_only=False).astype("<i4").view(np.uint8).reshape(-1, 4)
     return keys
 

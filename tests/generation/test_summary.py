@@ -5,13 +5,14 @@ import pyarrow as pa
 import pytest
 
 from fashiongen.generation.summary import JUDGES, judge_verdicts
-from fashiongen.lake.layout import DESIGNS_SCHEMA
+from fashiongen.lake.layout import DESIGNS_SCHEMA, make_pair_id
 
 
 def designs(rows: list[dict]) -> pa.Table:
     base = {"run_date": "2026-01-01", "model_version": "m", "user_id": "u", "category": "c", "realism": 0.5,
             "latent": [0.0], "image_png": b"", "dataset_top_item_ids": ["i1", "i2"], "lift": 0.0}
-    return pa.Table.from_pylist([{**base, **r} for r in rows], schema=DESIGNS_SCHEMA)
+    return pa.Table.from_pylist([{**base, **r, "pair_id": make_pair_id("u", r["pair_id"])} for r in rows],
+                                schema=DESIGNS_SCHEMA)
 
 
 def test_verdicts_take_each_judges_best_design_and_best_real_item():
