@@ -371,6 +371,7 @@ def load_catalogue(uri: str, with_images: bool = True) -> Catalogue:
     test_item[u[test]] = i[test]
     stats = storage.read_table(storage.join(uri, "item_stats.parquet")).to_pandas().set_index("item_id")
     stats = stats.reindex(item_ids)
+    pa.default_memory_pool().release_unused()  # the interactions' Arrow buffers are freed: give them back
     return Catalogue(
         meta=meta, item_ids=item_ids, item_category=item_category, categories=categories, images=images,
         user_ids=user_ids, train_users=u[train].astype(np.int64), train_items=i[train].astype(np.int64),

@@ -249,7 +249,7 @@ def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
 
 
 def run_realism(cfg: Config, run_date: str) -> dict:
-    """Realism of up to generation.realism_sample best designs (rank 1, streamed: the driver stays flat) against plain
+    """Realism of up to generation.realism_sample best designs (rank 1, only those read: the driver stays flat) against plain
     samples of the same categories, in the catalogue classifier's feature space (trained once if missing)."""
     from fashiongen.data.contract import load_catalogue
     from fashiongen.data.images import decode_image
@@ -257,17 +257,11 @@ def run_realism(cfg: Config, run_date: str) -> dict:
     from fashiongen.generation.engine import category_mapping
     from fashiongen.models.contract import load_generator
     from fashiongen.training.classifier import ensure_classifier
-    from pyiceberg.expressions import EqualTo
 
     paths = LakePaths.of(cfg)
-    images, categories = [], []
-    for batch in reader.scan_run(Lake.of(cfg), run_date, columns=["category", "image_png"],
-                                 row_filter=EqualTo("rank", 1)):
-        images += [decode_image(png) for png in batch.column("image_png").to_pylist()]
-        categories += batch.column("category").to_pylist()
-        if len(images) >= cfg.generation.realism_sample:
-            break
-    images, categories = images[:cfg.generation.realism_sample], categories[:cfg.generation.realism_sample]
+    sample = reader.best_designs_sample(Lake.of(cfg), run_date, ["category", "image_png"], cfg.generation.realism_sample)
+    images = [decode_image(png) for png in sample.column("image_png").to_pylist()]
+    categories = sample.column("category").to_pylist()
     catalogue = load_catalogue(cfg.data.catalogue_uri)
     generator = load_generator(paths.design_models(cfg.recommender.model)[1])
     to_generator = category_mapping(catalogue.categories, generator.categories)

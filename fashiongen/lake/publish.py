@@ -230,6 +230,7 @@ def _report(batches: Iterable[pa.RecordBatch], run_date: str, files: int) -> Ded
     """Counts over streamed (pair_id, rank) batches; only their compact keys are kept."""
     keys = [_design_keys(b.column("pair_id"), b.column("rank"), run_date) for b in batches]
     keys = np.concatenate(keys) if keys else np.empty((0, 20), np.uint8)
+    pa.default_memory_pool().release_unused()  # the scanned batches are gone: give their buffers back
     pairs = np.unique(np.ascontiguousarray(keys[:, :16]).view("V16").ravel()).size
     return DedupeReport(rows=len(keys), pairs=pairs, designs=np.unique(keys.view("V20").ravel()).size, files=files)
 

@@ -156,6 +156,28 @@ def scan_run(lake: Lake | str, run_date: str | None = None, *, columns: Sequence
                                    "credentials; if files are missing rerun that date with force=true)") from None
 
 
+def best_designs_sample(lake: Lake | str, run_date: str, columns: Sequence[str], limit: int) -> pa.Table:
+    """Up to `limit` best designs (rank 1) of a published run, reading only the row groups it takes (a plain Parquet
+    read of the snapshot's files: a pyiceberg scan materialises whole files, 50k rows each at scale)."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    schema = _schema(columns)
+    files = complete_run_files(lake, [run_date])
+    if not files or limit <= 0:
+        return schema.empty_table()
+    fs, _ = storage.filesystem(files[0])
+    dataset = ds.dataset([storage.filesystem(f)[1] for f in files], format="parquet", filesystem=fs)
+    batches, rows = [], 0
+    for batch in dataset.to_batches(columns=list(schema.names), filter=pc.field("rank") == 1,
+                                    batch_size=min(limit, 4096), batch_readahead=0, fragment_readahead=0):
+        batches.append(batch.cast(schema))
+        rows += batch.num_rows
+        if rows >= limit:
+            break
+    return pa.Table.from_batches(batches, schema=schema).slice(0, limit)
+
+
 def read_run(lake: Lake | str, run_date: str | None = None, *, user_id: str | Sequence[str] | None = None,
              category: str | Sequence[str] | None = None, columns: list[str] | None = None) -> pa.Table:
     """One published run (default: the latest) as a Table with DESIGNS_SCHEMA's types, optionally filtered."""

@@ -102,6 +102,13 @@ def test_write_publish_read_back(lake):
     with pytest.raises(LakeError, match="unknown designs columns"):
         read_run(lake, D1, columns=["nope"])
 
+    from fashiongen.lake.reader import best_designs_sample
+    sample = best_designs_sample(lake, D1, ["pair_id", "rank", "image_png"], 5)  # the realism sample's reader
+    assert sample.num_rows == 5 and set(sample.column("rank").to_pylist()) == {1}
+    assert sample.schema.field("rank").type == DESIGNS_SCHEMA.field("rank").type
+    assert best_designs_sample(lake, D1, ["pair_id"], 100).num_rows == 12  # one best design per pair, no more
+    assert best_designs_sample(lake, D1, ["pair_id"], 0).num_rows == 0
+
 
 def test_a_run_is_one_snapshot_whose_properties_carry_its_record(lake):
     write_complete(lake, D1, ["u0", "u1"])
