@@ -26,7 +26,7 @@ from fashiongen import faults
 from fashiongen.config import Config, DesignConfig, DesignerConfig, from_dict, to_dict
 from fashiongen.lake.layout import id_key
 from fashiongen.lake.paths import LakePaths
-from fashiongen.training.ray_train import final_state, resumed_state, run_config, save_and_report, worker_cpus
+from fashiongen.training.ray_train import final_state, resumed_state, run_config, save_and_report
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,9 @@ def train_designer_on_lake(cfg: Config, ray_address: str | None = None) -> Desig
     designer = new_designer(recommender, generator, engine.settings, cfg.designer)
     run_name = cfg.train.run_name or default_run_name(designer, cfg)
     ensure_ray(ray_address)
-    threads = worker_cpus(cfg.train)
+    # One CPU per worker unless train.cpus_per_worker says more: a designer retrained inside the nightly run
+    # shares its Ray with the designs job's actors, and a worker waiting for the whole node would never start.
+    threads = cfg.train.cpus_per_worker or 1
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"rec_uri": rec_uri, "gen_uri": gen_uri, "catalogue_uri": cfg.data.catalogue_uri,
