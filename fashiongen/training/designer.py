@@ -50,8 +50,8 @@ def split_users(user_ids: np.ndarray, share: float) -> tuple[np.ndarray, np.ndar
 
 
 def build_engine(rec_uri: str, gen_uri: str, catalogue_uri: str, design: dict[str, Any], guard_uri: str):
-    """(engine, recommender, generator): the preference engine the designer is trained against, on this process's
-    device; the search settings with mode optimise (the objective is the search's)."""
+    """(engine, recommender, generator, catalogue): the preference engine the designer is trained against, on this
+    process's device; the search settings with mode optimise (the objective is the search's)."""
     from fashiongen.data.contract import load_catalogue
     from fashiongen.generation.engine import PreferenceEngine, category_mapping
     from fashiongen.models.classifier import load_classifier
@@ -65,7 +65,7 @@ def build_engine(rec_uri: str, gen_uri: str, catalogue_uri: str, design: dict[st
                               device="cuda" if torch.cuda.is_available() else "cpu",
                               guard=load_classifier(guard_uri) if guard_uri else None,
                               guard_class=category_mapping(generator.categories, catalogue.categories))
-    return engine, recommender, generator
+    return engine, recommender, generator, catalogue
 
 
 def new_designer(recommender, generator, settings: DesignConfig, designer: DesignerConfig):
@@ -92,7 +92,7 @@ def train_loop(config: dict[str, Any]) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(max(1, int(config["threads"])))
     settings, designer_cfg = from_dict(DesignConfig, config["design"]), from_dict(DesignerConfig, config["designer"])
-    engine, recommender, generator = build_engine(config["rec_uri"], config["gen_uri"], config["catalogue_uri"],
+    engine, recommender, generator, _ = build_engine(config["rec_uri"], config["gen_uri"], config["catalogue_uri"],
                                                   config["design"], config["guard_uri"])
     designer = new_designer(recommender, generator, settings, designer_cfg).to(engine.device)
     optimiser = torch.optim.Adam(designer.parameters(), lr=designer_cfg.lr)
@@ -146,7 +146,6 @@ def train_designer_on_lake(cfg: Config, ray_address: str | None = None) -> Desig
     from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from fashiongen.data.contract import load_catalogue
     from fashiongen.generation.engine import initial_latents
     from fashiongen.generation.job import check_models
     from fashiongen.runtime import ensure_ray
@@ -159,9 +158,8 @@ def train_designer_on_lake(cfg: Config, ray_address: str | None = None) -> Desig
     if cfg.design.category_guard:
         ensure_classifier(cfg, role="guard")
         guard_uri = paths.classifier_model("guard")
-    engine, recommender, generator = build_engine(rec_uri, gen_uri, cfg.data.catalogue_uri, to_dict(cfg.design),
-                                                  guard_uri)
-    catalogue = load_catalogue(cfg.data.catalogue_uri, with_images=False)
+    engine, recommender, generator, catalogue = build_engine(rec_uri, gen_uri, cfg.data.catalogue_uri,
+                                                             to_dict(cfg.design), guard_uri)
     check_models(recommender, generator, catalogue, rec_uri, gen_uri)
     train, validation = split_users(catalogue.user_ids, cfg.designer.validation)
     designer = new_designer(recommender, generator, engine.settings, cfg.designer)
