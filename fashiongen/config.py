@@ -44,16 +44,19 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """Simulated shoppers over an image catalogue with a hidden ground truth."""
+    """Simulated shoppers over an image catalogue with a hidden ground truth (fashiongen/data/oracle.py).
+    `preset=linear` restores the earlier linear taste over whole-frame pixel statistics, bit for bit."""
 
+    preset: str = ""  # a named recipe applied before the file's values (see PRESETS); "" = none
+    taste: str = "sweet_spot"  # sweet_spot (ideal point over garment attributes) | linear (pixelstats-1)
     num_users: int = 2000
     seed: int = 0
     min_interactions: int = 5
     activity_sigma: float = 0.8  # log-normal spread of interactions per user (heavy tail)
     mean_extra_interactions: float = 7.0
-    # Defaults tuned on Fashion-MNIST: oracle AUC ceiling ~0.89 (test split), category affinity alone ~0.77.
+    # Defaults tuned on Fashion-MNIST (sweet spot, demo size): oracle AUC ceiling ~0.88, category affinity alone ~0.77.
     category_concentration: float = 0.6  # Dirichlet alpha over categories (small = picky)
-    style_strength: float = 2.5  # weight of the pixel-style term in the true utility
+    style_strength: float = 5.0  # weight of the style term (sweet spot; chosen on validation: demo ceiling 0.876)
     popularity_strength: float = 0.5  # Zipf exponent of hidden item popularity
     temperature: float = 2.0  # Gumbel noise scale: higher = noisier choices, lower AUC ceiling
 
@@ -261,6 +264,8 @@ class Config:
 # Named recipes per section, applied before the file's values: `recommender.preset=paper` restores the paper's
 # settings in one key. The quality issues add their best recipes here, one place.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "simulation": {"linear": {"taste": "linear", "category_concentration": 0.6, "style_strength": 2.5,
+                              "popularity_strength": 0.5, "temperature": 2.0}},
     "recommender": {"paper": {"k": 50, "lr": 1e-4, "lambda_cnn": 1e-3, "lambda_theta": 1.0, "batch_size": 128,
                               "dropout": 0.5, "user_model": "learned", "count_prior": False, "item_bias": False,
                               "negatives_same_category": 0.0,
@@ -276,6 +281,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 # Settings that take one of a few words; checked with BOUNDS.
 CHOICES: dict[str, tuple[str, ...]] = {
+    "simulation.taste": ("sweet_spot", "linear"),
     "recommender.user_model": ("learned", "profile"),
     "gan.conditioning": ("concat", "projection"),
     "gan.loss": ("lsgan", "hinge", "nonsaturating"),

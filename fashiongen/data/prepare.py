@@ -87,7 +87,7 @@ def _import(cfg: Config):
 def prepare_catalogue(cfg: Config, force: bool = False) -> tuple[dict, bool]:
     """Build (or reuse) the catalogue at data.catalogue_uri. Returns (catalogue.json metadata, reused)."""
     from fashiongen.data.contract import load_catalogue
-    from fashiongen.data.oracle import ORACLE_VERSION, TRUTH_DIR, load_truth, oracle_auc, truth_exists, write_truth
+    from fashiongen.data.oracle import TRUTH_DIR, load_truth, oracle_auc, truth_exists, write_truth
 
     uri = cfg.data.catalogue_uri
     params = build_params(cfg)
@@ -99,8 +99,8 @@ def prepare_catalogue(cfg: Config, force: bool = False) -> tuple[dict, bool]:
             return meta, True
         old = meta.get("params", {})
         changed = sorted(k for k in set(old) | set(params) if old.get(k) != params.get(k)) or ["(incomplete build)"]
-        raise FashiongenError(f"{uri} holds a catalogue built with other settings (differs in {changed}): rerun "
-                              "with --force to rebuild it, or set data.catalogue_uri to another location")
+        raise FashiongenError(f"{uri} holds a catalogue built with other settings (differs in {changed}): rebuild "
+                              "it with `fashiongen prepare --force`, or set data.catalogue_uri to another location")
     # Build and validate the whole new catalogue in a staging prefix beside it; only then replace the old one
     # (catalogue.json last), so a bad source under --force leaves the old catalogue intact.
     staging = f"{uri.rstrip('/')}.staging-{uuid.uuid4().hex[:12]}"
@@ -116,7 +116,7 @@ def prepare_catalogue(cfg: Config, force: bool = False) -> tuple[dict, bool]:
             truth = load_truth(staging, catalogue)
             users = min(CEILING_USERS, catalogue.num_users)
             meta["oracle"] = {
-                "version": ORACLE_VERSION, "users_evaluated": users,
+                "version": truth.version, "users_evaluated": users,
                 "auc_ceiling_test": round(oracle_auc(catalogue, truth, max_users=users), 4),
                 "auc_category_only_test": round(oracle_auc(catalogue, truth, score="category", max_users=users), 4),
             }

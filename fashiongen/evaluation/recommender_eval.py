@@ -58,10 +58,10 @@ def oracle_row(catalogue_uri: str, catalogue, **kwargs) -> tuple[dict[str, Any],
     """The ground-truth utility scored like a model (the AUC ceiling), or None when the catalogue is not simulated."""
     if not catalogue.simulated:
         return None
-    from fashiongen.data.oracle import ORACLE_VERSION, load_truth
+    from fashiongen.data.oracle import load_truth
 
     truth = load_truth(catalogue_uri, catalogue)
-    return evaluate_scorer("oracle", truth.item_utility, catalogue, model_version=ORACLE_VERSION, **kwargs)
+    return evaluate_scorer("oracle", truth.item_utility, catalogue, model_version=truth.version, **kwargs)
 
 
 def auc_cell(row: dict[str, Any], metric: str) -> str:

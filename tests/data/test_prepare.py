@@ -91,6 +91,7 @@ def test_prepare_fashion_mnist_to_s3_read_by_pyarrow_duckdb_polars(s3_server, ca
                "aws_region": os.environ["AWS_REGION"], "aws_endpoint_url": os.environ["AWS_ENDPOINT_URL"],
                "aws_allow_http": "true"}
     taste = pl.read_parquet(f"{uri}/truth/taste.parquet", storage_options=options)
-    assert taste.height == 100 and taste.columns == ["user_id", "category_affinity", "style", "log_normaliser"]
+    assert taste.height == 100 and taste.columns == ["user_id", "category_affinity", "ideal_level", "weight",
+                                                  "log_normaliser"]
     stats = pl.read_parquet(f"{uri}/item_stats.parquet", storage_options=options)
     assert stats["is_cold"].sum() == catalogue.meta["counts"]["cold_items"]

@@ -22,12 +22,12 @@ def _simulate(image_set: ImageSet, **overrides):
 
 def test_oracle_features_are_fixed_pixel_statistics():
     images = blob_images(8)
-    feats = oracle_features(images)
+    feats = oracle_features(images, "linear")
     assert feats.shape == (8, len(FEATURE_NAMES)) and feats.dtype == np.float32
     assert np.allclose(feats[:, 0], images[..., 0].mean(axis=(1, 2)) / 255, atol=1e-6)  # mean intensity
     # the [-1, 1] NCHW form of the same images gives the same features
-    assert np.allclose(oracle_features(to_tensor_range(images)), feats, atol=1e-6)
-    flipped = oracle_features(images[:, :, ::-1])  # mirror: centre column changes sign, asymmetry unchanged
+    assert np.allclose(oracle_features(to_tensor_range(images), "linear"), feats, atol=1e-6)
+    flipped = oracle_features(images[:, :, ::-1], "linear")  # mirror: centre column changes sign, asymmetry unchanged
     col, asym = FEATURE_NAMES.index("centre_col"), FEATURE_NAMES.index("asymmetry")
     assert np.allclose(flipped[:, col], -feats[:, col], atol=1e-5)
     assert np.allclose(flipped[:, asym], feats[:, asym], atol=1e-5)
@@ -81,15 +81,17 @@ def test_bad_simulation_settings_are_named():
         _simulate(blob_image_set(6))
 
 
-def test_truth_round_trip_and_preferences(tmp_path):
+@pytest.mark.parametrize("taste", ["sweet_spot", "linear"])
+def test_truth_round_trip_and_preferences(tmp_path, taste):
     image_set = blob_image_set()
-    sim = _simulate(image_set)
+    sim = _simulate(image_set, taste=taste)
     uri = str(tmp_path / "cat")
     write_truth(uri, sim.truth)
     write_catalogue(uri, items_table(image_set), sim.interactions, {"source": "test", "simulated": True},
                     categories=image_set.categories)
     catalogue = load_catalogue(uri)
     truth = load_truth(uri, catalogue)
+    assert truth.taste == taste and truth.version == sim.truth.version
     users = np.arange(catalogue.num_users)
     assert np.allclose(truth.item_utility(users), sim.truth.item_utility(users), atol=1e-5)
     # image_preference of a catalogue image = taste logit of that item, whatever the image encoding
