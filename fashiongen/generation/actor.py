@@ -139,8 +139,13 @@ class DesignActor:
             columns["dataset_oracle_scores"] = pa.array(
                 [[float(t) for t, i in zip(trow, irow) if i >= 0] for trow, irow in zip(truth, top_idx) for _ in range(k)],
                 pa.list_(pa.float32()))
+            for name in ORACLE_DESIGN_COLUMNS:
+                columns[name] = d[name].astype(np.float32)
+            for name in ORACLE_PAIR_COLUMNS:
+                columns[name] = np.repeat(p[name].astype(np.float32), k)
         else:
-            columns["oracle_score"] = pa.nulls(len(lift), pa.float32())
+            for name in ("oracle_score", *ORACLE_DESIGN_COLUMNS, *ORACLE_PAIR_COLUMNS):
+                columns[name] = pa.nulls(len(lift), pa.float32())
             columns["dataset_oracle_scores"] = pa.nulls(len(lift), pa.list_(pa.float32()))
         if "judge_score" in d:
             columns["judge_score"] = d["judge_score"].astype(np.float32)
@@ -154,6 +159,10 @@ class DesignActor:
         columns["source_item_id"] = [str(self.item_ids[i]) if i >= 0 else None for i in d["source_item_idx"]]
         assert n_pairs * k == len(lift)
         return pa.table({name: columns[name] for name in _raw_schema().names}, schema=_raw_schema())
+
+
+ORACLE_DESIGN_COLUMNS = ("oracle_extrapolation", "oracle_novelty")  # per design, from the engine's designs
+ORACLE_PAIR_COLUMNS = ("oracle_category_best", "oracle_diversity", "dataset_oracle_diversity")  # per pair, repeated
 
 
 def _raw_schema() -> pa.Schema:

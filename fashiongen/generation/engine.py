@@ -78,7 +78,20 @@ class PreferenceOracle(Protocol):
 
     def taste_logit(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray: ...
 
-    def image_preference(self, user_idx: np.ndarray, images: np.ndarray, category_idx: np.ndarray) -> np.ndarray: ...
+    def image_z(self, images: np.ndarray, category_idx: np.ndarray) -> np.ndarray: ...
+
+    def preference_of_z(self, user_idx: np.ndarray, z: np.ndarray, category_idx: np.ndarray) -> np.ndarray: ...
+
+    def extrapolation(self, z: np.ndarray, category_idx: np.ndarray) -> np.ndarray: ...
+
+    def novelty(self, z: np.ndarray, category_idx: np.ndarray) -> np.ndarray: ...
+
+    def category_best(self, user_idx: np.ndarray, category_idx: np.ndarray) -> np.ndarray: ...
+
+    def diversity(self, z: np.ndarray) -> np.ndarray: ...
+
+    @property
+    def item_z(self) -> np.ndarray: ...
 
 
 def pair_seed(pair: str, run_date: str) -> int:
@@ -515,16 +528,27 @@ class PreferenceEngine:
             pairs["judge_dataset_top"] = torch.where(items >= 0, real, float("nan")).cpu().numpy().astype(np.float32)
 
     def _add_oracle(self, designs: dict[str, np.ndarray], pairs: dict[str, np.ndarray]) -> None:
-        """True preference of the designs and of the retrieved catalogue items (simulated catalogues only)."""
+        """True preference of the designs and of the retrieved catalogue items, and what a win is made of: each
+        design's extrapolation and novelty, each pair's truly best real item and the diversity of its kept designs
+        and of its retrieved items, in the oracle's attribute space (simulated catalogues only)."""
         assert self.oracle is not None
         n_pairs = len(pairs["pair_id"])
-        designs["oracle_score"] = np.asarray(self.oracle.image_preference(
-            designs["user_idx"], designs["image"], designs["category_idx"]), dtype=np.float32).reshape(-1)
+        z = self.oracle.image_z(designs["image"], designs["category_idx"])
+        designs["oracle_score"] = np.asarray(self.oracle.preference_of_z(
+            designs["user_idx"], z, designs["category_idx"]), dtype=np.float32).reshape(-1)
+        designs["oracle_extrapolation"] = self.oracle.extrapolation(z, designs["category_idx"])
+        designs["oracle_novelty"] = self.oracle.novelty(z, designs["category_idx"])
         pairs["oracle_best_generated"] = (designs["oracle_score"].reshape(n_pairs, self.top_k).max(axis=1)
                                           if n_pairs else np.zeros(0, np.float32))
-        truth = np.full(pairs["dataset_top_item_idx"].shape, np.nan, dtype=np.float32)
-        for row, (user, items) in enumerate(zip(pairs["user_idx"], pairs["dataset_top_item_idx"])):
-            valid = items >= 0
+        pairs["oracle_category_best"] = self.oracle.category_best(pairs["user_idx"], pairs["category_idx"])
+        pairs["oracle_diversity"] = self.oracle.diversity(z.reshape(n_pairs, self.top_k, -1))
+        items = pairs["dataset_top_item_idx"]
+        truth = np.full(items.shape, np.nan, dtype=np.float32)
+        real_diversity = np.full(n_pairs, np.nan, dtype=np.float32)
+        for row, (user, top) in enumerate(zip(pairs["user_idx"], items)):
+            valid = top >= 0
             if valid.any():
-                truth[row, valid] = np.asarray(self.oracle.taste_logit(np.array([user]), items[valid])).reshape(-1)
+                truth[row, valid] = np.asarray(self.oracle.taste_logit(np.array([user]), top[valid])).reshape(-1)
+                real_diversity[row] = self.oracle.diversity(self.oracle.item_z[top[valid]][None])[0]
         pairs["oracle_dataset_top"] = truth
+        pairs["dataset_oracle_diversity"] = real_diversity

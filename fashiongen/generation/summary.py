@@ -40,6 +40,7 @@ class RunSummary:
     lift: dict[str, float] = field(default_factory=dict)
     oracle_lift: dict[str, float] = field(default_factory=dict)
     verdicts: dict[str, dict[str, float]] = field(default_factory=dict)  # judge -> judges.compare of its lifts
+    composition: dict[str, float] = field(default_factory=dict)  # what a win is made of (composition_of)
     realism: dict = field(default_factory=dict)  # fashiongen.evaluation.realism.design_realism of a sample
     record: dict = field(default_factory=dict)  # the run's snapshot record (reader.run_info)
 
@@ -50,7 +51,7 @@ class RunSummary:
     @classmethod
     def from_json(cls, data: bytes) -> "RunSummary":
         fields = json.loads(data)
-        for name in ("lift", "oracle_lift"):
+        for name in ("lift", "oracle_lift", "composition"):
             fields[name] = _nan(fields.get(name) or {})
         fields["verdicts"] = {judge: _nan(v) for judge, v in (fields.get("verdicts") or {}).items()}
         return cls(**{f.name: fields[f.name] for f in dataclasses.fields(cls) if f.name in fields})
@@ -73,11 +74,36 @@ class RunSummary:
                 lines.append(f"- {name}: " + ", ".join(f"{k} {v:+.3f}" if k != "share>0" else f"{k} {v:.1%}"
                                                         for k, v in stats.items()))
         if self.verdicts:
-            lines += ["", "Best design against the best retrieved real item of the category, per judge:", "",
-                      format_verdicts(self.verdicts)]
+            lines += ["", "Best design against the best real item of the category (retrieved, or truly best), per "
+                      "judge:", "", format_verdicts(self.verdicts)]
+        if self.composition:
+            lines += ["", f"- {format_composition(self.composition)}"]
         if self.realism:
             lines += ["", f"- {format_realism(self.realism)}"]
         return "\n".join(lines)
+
+
+def composition_of(pairs: pa.Table) -> dict[str, float]:
+    """What a win is made of, over a `pair_table`'s pairs (empty when the run has no oracle columns): the share of
+    designs whose true attributes leave their category's real 1-99% range, the median novelty, and the mean
+    diversity of the kept designs and of the retrieved real items."""
+    if not pairs.num_rows or "oracle_novelty" not in pairs.column_names:
+        return {}
+    values = {name: pairs.column(column).to_numpy(zero_copy_only=False).astype(float)
+              for column, name in COMPOSITION.items()}
+    if np.isnan(values["novelty"]).all():
+        return {}
+    with np.errstate(invalid="ignore"):
+        return {name: float(np.nanmedian(v) if name == "novelty" else np.nanmean(v)) for name, v in values.items()}
+
+
+def format_composition(composition: dict[str, float]) -> str:
+    """One line: what the designs' wins are made of, in the oracle's attribute space."""
+    c = composition
+    return (f"what a win is made of (true attributes): {c['designs outside the real 1-99% range']:.1%} of designs "
+            f"leave their category's real 1-99% range; novelty median {c['novelty']:.2f} (0 = a copy of a real item, "
+            f"1 = the real-to-real spacing); diversity of the kept designs {c['diversity of the kept designs']:.2f} "
+            f"vs {c['diversity of the retrieved real items']:.2f} of the retrieved real items (attribute RMS)")
 
 
 def _finite(value):
@@ -134,13 +160,20 @@ def _reason_class(reason: str) -> str:
     return reason.split(" (")[0]
 
 
-SUMMARY_COLUMNS = ["pair_id", "category", "rank", "score", "lift", "dataset_top_scores", "oracle_score", "dataset_oracle_scores",
-                   "judge_score", "dataset_judge_scores"]
-JUDGES = {  # judge -> (the designs' column, the retrieved real items' column)
+JUDGES = {  # judge -> (the designs' column, the real items' column: the retrieved ones, or the truly best one)
     "learned scorer (climbed)": ("score", "dataset_top_scores"),
     "true taste (simulated shoppers)": ("oracle_score", "dataset_oracle_scores"),
+    "true taste vs the category's truly best item": ("oracle_score", "oracle_category_best"),
     "held-out scorer": ("judge_score", "dataset_judge_scores"),
 }
+COMPOSITION = {  # what a win is made of: per-design columns (averaged over a pair's designs) -> summary name
+    "oracle_extrapolation": "designs outside the real 1-99% range",
+    "oracle_novelty": "novelty",
+    "oracle_diversity": "diversity of the kept designs",
+    "dataset_oracle_diversity": "diversity of the retrieved real items",
+}
+SUMMARY_COLUMNS = ["pair_id", "category", "rank", "lift", *dict.fromkeys(c for cols in JUDGES.values() for c in cols),
+                   *COMPOSITION]
 
 
 def _list_max(column: pa.ChunkedArray) -> np.ndarray:
@@ -158,20 +191,35 @@ def _floats(column: pa.Array) -> np.ndarray:
     return column.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls become NaN
 
 
+def _real_best(column: pa.Array) -> np.ndarray:
+    """The best real item's score per row: the max of a list column, or a float column as it is."""
+    return _list_max(column) if pa.types.is_list(column.type) else _floats(column)
+
+
+def _composition(batch: pa.RecordBatch) -> np.ndarray:
+    """(rows, len(COMPOSITION)) per design: extrapolated (1/0), novelty, and the pair's two diversities (NaN if null)."""
+    values = np.column_stack([_floats(batch.column(name)) for name in COMPOSITION])
+    extrapolation = values[:, 0]
+    values[:, 0] = np.where(np.isnan(extrapolation), np.nan, extrapolation > 0)
+    return values
+
+
 def pair_table(batches: Iterable[pa.RecordBatch]) -> pa.Table:
     """One row per designed pair, from streamed batches of SUMMARY_COLUMNS: pair_id, category, the rank-1 design's
-    lift, and per judge `<design column>_max` (its best design) / `<real column>_max` (its best retrieved real item,
-    NaN where a pair lacks a rank-1 row). Only compact per-row arrays are held: 16-byte pair keys and floats."""
-    keys, designs, first_keys, first_cats, first_values = [], [], [], [], []
+    lift, per judge `<design column>_max` (its best design) / `<real column>_max` (its best real item, NaN where a
+    pair lacks a rank-1 row), and each COMPOSITION column averaged over the pair's designs (NaN where absent). Only
+    compact per-row arrays are held: 16-byte pair keys and floats."""
+    keys, designs, composition, first_keys, first_cats, first_values = [], [], [], [], [], []
     for batch in batches:
         key = layout.pair_id_bytes(batch.column("pair_id"), "the run")
         keys.append(key)
         designs.append(np.column_stack([_floats(batch.column(d)) for d, _ in JUDGES.values()]))
+        composition.append(_composition(batch))
         first = pc.equal(batch.column("rank"), 1).to_numpy(zero_copy_only=False)
         first_keys.append(key[first])
         first_cats.append(batch.column("category").filter(pa.array(first)))
         first_values.append(np.column_stack([_floats(batch.column("lift")).reshape(-1, 1)[first],
-                                             *[_list_max(batch.column(real))[first] for _, real in JUDGES.values()]]))
+                                             *[_real_best(batch.column(real))[first] for _, real in JUDGES.values()]]))
     if not keys:
         return pa.table({"pair_id": pa.array([], pa.string())})
     key = np.concatenate(keys).view("V16").ravel()
@@ -180,7 +228,11 @@ def pair_table(batches: Iterable[pa.RecordBatch]) -> pa.Table:
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     pairs = key[starts]
     best = np.fmax.reduceat(np.concatenate(designs)[order], starts, axis=0)  # NaN only where every row is NaN
-    del keys, designs, order, key
+    parts = np.concatenate(composition)[order]
+    present = np.add.reduceat(np.isfinite(parts), starts, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_parts = np.add.reduceat(np.nan_to_num(parts), starts, axis=0) / present  # NaN where none is present
+    del keys, designs, composition, parts, order, key
     at = np.searchsorted(pairs, np.concatenate(first_keys).view("V16").ravel())
     row = np.full(len(pairs), -1)
     row[at] = np.arange(len(at))
@@ -192,6 +244,8 @@ def pair_table(batches: Iterable[pa.RecordBatch]) -> pa.Table:
     for k, (design, real) in enumerate(JUDGES.values()):
         columns[f"{design}_max"] = best[:, k]
         columns[f"{real}_max"] = values[:, 1 + k]
+    for k, name in enumerate(COMPOSITION):
+        columns[name] = mean_parts[:, k]
     return pa.table(columns)
 
 
@@ -239,6 +293,7 @@ def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
     if truth is not None:  # true preference of the user's best design minus that of the best retrieved real item
         summary.oracle_lift = _distribution(truth.column("lift").to_numpy())
     summary.verdicts = verdicts_of(lifts)
+    summary.composition = composition_of(pairs)
     designed = pairs.num_rows
     del pairs, lifts, truth
     pa.default_memory_pool().release_unused()  # the pair table's memory goes back before realism loads its models

@@ -50,6 +50,13 @@ DESIGNS_SCHEMA = pa.schema([
     pa.field("dataset_judge_scores", pa.list_(pa.float32()), nullable=True),  # its scores of dataset_top_item_ids
     pa.field("mode", pa.string(), nullable=True),                 # design.mode (null in runs written before it existed)
     pa.field("source_item_id", pa.string(), nullable=True),       # the real item this design started from, if any
+    # What a win is made of (simulated catalogues only; null in runs written before they existed), in the oracle's
+    # attribute space (fashiongen.data.oracle):
+    pa.field("oracle_extrapolation", pa.float32(), nullable=True),    # largest excess past the category's real 1-99%
+    pa.field("oracle_novelty", pa.float32(), nullable=True),          # to the nearest real item / real-to-real spacing
+    pa.field("oracle_category_best", pa.float32(), nullable=True),    # true taste of the category's truly best item
+    pa.field("oracle_diversity", pa.float32(), nullable=True),        # mean pairwise distance of the pair's designs
+    pa.field("dataset_oracle_diversity", pa.float32(), nullable=True),  # the same of its retrieved real items
 ])
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

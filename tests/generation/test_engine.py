@@ -209,11 +209,27 @@ def test_small_category_is_padded():
 
 
 class FakeOracle:
-    def __init__(self):
-        self.calls = []
+    """One attribute, the mean pixel; taste = attribute + user; the truly best item scores 10 u + 99."""
 
-    def image_preference(self, user_idx, images, category_idx):
-        return images.reshape(len(images), -1).mean(axis=1) / 255.0 + user_idx
+    item_z = np.arange(len(ITEM_CATEGORY), dtype=np.float32)[:, None]
+
+    def image_z(self, images, category_idx):
+        return images.reshape(len(images), -1).mean(axis=1, keepdims=True) / 255.0
+
+    def preference_of_z(self, user_idx, z, category_idx):
+        return z[:, 0] + user_idx
+
+    def extrapolation(self, z, category_idx):
+        return np.maximum(z[:, 0] - 0.5, 0.0)
+
+    def novelty(self, z, category_idx):
+        return np.abs(z[:, 0])
+
+    def category_best(self, user_idx, category_idx):
+        return np.asarray(user_idx) * 10.0 + 99
+
+    def diversity(self, z):
+        return np.abs(z[:, 0, 0] - z[:, 1, 0]) if z.shape[1] == 2 else np.full(len(z), np.nan)
 
     def taste_logit(self, user_idx, item_idx):
         return np.asarray(user_idx)[:, None] * 10.0 + np.asarray(item_idx)[None, :]
@@ -228,6 +244,16 @@ def test_oracle_scores_designs_and_retrieved_items():
     expected = users[:, None] * 10.0 + res.pairs["dataset_top_item_idx"]
     np.testing.assert_allclose(res.pairs["oracle_dataset_top"], expected)
     np.testing.assert_allclose(res.pairs["oracle_best_generated"], res.designs["oracle_score"].reshape(4, 2).max(1))
+    mean_pixel = res.designs["image"].reshape(8, -1).mean(axis=1) / 255.0
+    np.testing.assert_allclose(res.designs["oracle_score"], mean_pixel + res.designs["user_idx"], rtol=1e-6)
+    np.testing.assert_allclose(res.designs["oracle_extrapolation"], np.maximum(mean_pixel - 0.5, 0), rtol=1e-6)
+    np.testing.assert_allclose(res.designs["oracle_novelty"], mean_pixel, rtol=1e-6)
+    np.testing.assert_allclose(res.pairs["oracle_category_best"], users * 10.0 + 99)
+    kept = mean_pixel.reshape(4, 2)
+    np.testing.assert_allclose(res.pairs["oracle_diversity"], np.abs(kept[:, 0] - kept[:, 1]), rtol=1e-5)
+    top = res.pairs["dataset_top_item_idx"].astype(np.float64)
+    real = np.array([np.abs(row[0] - row[1]) if (row >= 0).all() else np.nan for row in top])
+    np.testing.assert_allclose(res.pairs["dataset_oracle_diversity"], real, rtol=1e-5)
 
 
 def test_options_bounded_latent_mixed_precision_early_stopping():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from fashiongen.generation.summary import JUDGES, judge_verdicts
+from fashiongen.generation.summary import JUDGES, composition_of, judge_verdicts, pair_table
 from fashiongen.lake.layout import DESIGNS_SCHEMA, make_pair_id
 
 
@@ -27,12 +27,36 @@ def test_verdicts_take_each_judges_best_design_and_best_real_item():
         {"pair_id": "b", "rank": 2, "score": 0.5, "dataset_top_scores": [2.0, 1.5], "oracle_score": 0.1,
          "dataset_oracle_scores": [0.2, 0.1], "judge_score": 2.0, "dataset_judge_scores": [1.0, 1.0]},
     ])
+    table = table.set_column(table.schema.get_field_index("oracle_category_best"), "oracle_category_best",
+                             pa.array([0.8, 0.8, 0.4, 0.4], pa.float32()))  # the truly best real item per pair
     v = judge_verdicts(table.to_batches())
     assert set(v) == set(JUDGES)
-    learned, truth, held_out = (v[name] for name in JUDGES)
+    learned, truth, truly_best, held_out = (v[name] for name in JUDGES)
     assert learned["win_share"] == 0.5 and learned["mean_lift"] == pytest.approx((1.0 - 1.0) / 2)
     assert truth["win_share"] == 0.5 and truth["mean_lift"] == pytest.approx(((0.9 - 0.5) + (0.1 - 0.2)) / 2)
+    assert truly_best["win_share"] == 0.5 and truly_best["mean_lift"] == pytest.approx(((0.9 - 0.8) + (0.1 - 0.4)) / 2)
     assert held_out["win_share"] == 0.5 and held_out["mean_lift"] == pytest.approx(((1.5 - 2.0) + (3.0 - 1.0)) / 2)
+
+
+def test_what_a_win_is_made_of_counts_extrapolated_designs_novelty_and_diversity():
+    rows = [  # pair a: one of two designs extrapolates; pair b: neither does, one is a copy of a real item
+        {"pair_id": "a", "rank": 1, "oracle_extrapolation": 2.5, "oracle_novelty": 1.5},
+        {"pair_id": "a", "rank": 2, "oracle_extrapolation": 0.0, "oracle_novelty": 0.5},
+        {"pair_id": "b", "rank": 1, "oracle_extrapolation": 0.0, "oracle_novelty": 0.0},
+        {"pair_id": "b", "rank": 2, "oracle_extrapolation": 0.0, "oracle_novelty": 0.2},
+    ]
+    diversity = {"a": (0.3, 0.9), "b": (0.1, 0.5)}
+    table = designs([{**r, "score": 1.0, "dataset_top_scores": [0.5], "oracle_score": 0.1,
+                      "dataset_oracle_scores": [0.2], "oracle_category_best": 0.3,
+                      "oracle_diversity": diversity[r["pair_id"]][0],
+                      "dataset_oracle_diversity": diversity[r["pair_id"]][1]} for r in rows])
+    composition = composition_of(pair_table(table.to_batches(max_chunksize=3)))
+    assert composition["designs outside the real 1-99% range"] == pytest.approx(0.25)  # 1 design of 4
+    assert composition["novelty"] == pytest.approx((1.0 + 0.1) / 2)  # median of the pairs' mean novelty
+    assert composition["diversity of the kept designs"] == pytest.approx(0.2)
+    assert composition["diversity of the retrieved real items"] == pytest.approx(0.7)
+    without_oracle = designs([{"pair_id": "a", "rank": 1, "score": 3.0, "dataset_top_scores": [2.0]}])
+    assert composition_of(pair_table(without_oracle.to_batches())) == {}
 
 
 def test_a_pair_split_across_streamed_batches_is_judged_as_one():
