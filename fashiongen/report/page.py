@@ -25,8 +25,8 @@ from fashiongen import storage
 from fashiongen.config import Config
 from fashiongen.errors import FashiongenError
 from fashiongen.evaluation.recommender_eval import METRICS, auc_cell
-from fashiongen.generation.summary import (JUDGES, SUMMARY_COLUMNS, RunSummary, judge_verdicts, load_summary,
-                                           pair_lifts, pair_table, save_summary, summarise)
+from fashiongen.generation.summary import (JUDGES, SUMMARY_COLUMNS, RunSummary, format_composition, judge_verdicts,
+                                          load_summary, pair_lifts, pair_table, save_summary, summarise)
 from fashiongen.lake import reader
 from fashiongen.lake.layout import id_key, validate_run_date
 from fashiongen.lake.paths import LakePaths
@@ -115,9 +115,11 @@ def _judges_section(summary: RunSummary) -> str:
     rows = [[name, _num(v.get("pairs"), ".0f"), _num(v.get("win_share"), ".1%"), _num(v.get("mean_lift"), "+.3f"),
              _num(v.get("median_lift"), "+.3f"), _num(v.get("relative_lift"), "+.1%"), _num(v.get("p_sign"), ".2g"),
              _num(v.get("p_permutation"), ".2g")] for name, v in summary.verdicts.items() if v]
-    return ('<p>Best design of each pair against the best retrieved real item of its category, each scored by the '
-            'same judge.</p>' + _table(["judge", "pairs", "design wins", "mean lift", "median lift",
-                                        "lift / best real", "p (sign)", "p (perm.)"], rows))
+    table = _table(["judge", "pairs", "design wins", "mean lift", "median lift", "lift / best real", "p (sign)",
+                    "p (perm.)"], rows)
+    made_of = f'<p>{escape(format_composition(summary.composition))}.</p>' if summary.composition else ""
+    return ('<p>Best design of each pair against the best real item of its category (the best retrieved one, or the '
+            'truly best one for the shopper), each scored by the same judge.</p>' + table + made_of)
 
 
 def _realism_section(realism: dict) -> str:
