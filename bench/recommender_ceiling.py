@@ -5,7 +5,8 @@
 The oracle scores each item with the *true* user taste (category affinity a_u, style s_u, hidden popularity): its
 AUC is the ceiling of a model that knows each shopper exactly. A learned model only sees ~10 training interactions
 per shopper, so this script also scores models that are handed the simulator's *true item features* (the
-per-category z-scored pixel statistics the utility uses) and must estimate the rest from the training interactions:
+per-category z-scored attributes the utility uses; with the sweet-spot taste also their squares, since an ideal point
+-sum w (z - m)^2 is linear in (z, z^2)) and must estimate the rest from the training interactions:
 
 - category share + w·log(1 + count): CategoryPop's two terms, no style;
 - + a content profile: θ_u = the mean true features of u's training items (no fitting);
@@ -64,6 +65,8 @@ def main() -> None:
     log_share = np.log((counts + 0.1) / (counts.sum(1, keepdims=True) + 0.1 * n_cats))
     log_count = np.log1p(catalogue.item_train_count.astype(np.float64))
     z = standardised(truth.item_features, cat, n_cats)  # as the simulator's utility uses them
+    if truth.taste == "sweet_spot":  # an ideal point is linear in (z, z^2): the perfect Φ carries both
+        z = np.concatenate([z, standardised(z ** 2, cat, n_cats)], axis=1)
     per_user = np.bincount(catalogue.train_users, minlength=n_users)[:, None]
     profile = np.zeros((n_users, z.shape[1]))
     np.add.at(profile, catalogue.train_users, z[catalogue.train_items])
