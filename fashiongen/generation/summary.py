@@ -163,7 +163,7 @@ def _reason_class(reason: str) -> str:
 JUDGES = {  # judge -> (the designs' column, the real items' column: the retrieved ones, or the truly best one)
     "learned scorer (climbed)": ("score", "dataset_top_scores"),
     "true taste (simulated shoppers)": ("oracle_score", "dataset_oracle_scores"),
-    "true taste vs the category's truly best item": ("oracle_score", "oracle_category_best"),
+    "true taste vs the truly best real item": ("oracle_score", "oracle_category_best"),
     "held-out scorer": ("judge_score", "dataset_judge_scores"),
 }
 COMPOSITION = {  # what a win is made of: per-design columns (averaged over a pair's designs) -> summary name

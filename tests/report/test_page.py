@@ -31,7 +31,7 @@ def _judged(run_date: str, users: list[str], seed: int = 0) -> pa.Table:
     rng = np.random.default_rng(seed)
     n = table.num_rows
     for name, value in (("score", rng.normal(1.0, 1.0, n)), ("oracle_score", rng.normal(0.0, 1.0, n)),
-                        ("judge_score", rng.normal(0.2, 1.0, n))):
+                        ("judge_score", rng.normal(0.2, 1.0, n)), ("oracle_category_best", rng.normal(0.5, 1.0, n))):
         table = table.set_column(table.schema.get_field_index(name), name, pa.array(value, pa.float32()))
     for name in ("dataset_oracle_scores", "dataset_judge_scores"):
         lists = [[float(v) for v in rng.normal(0.0, 1.0, 2)] for _ in range(n)]
