@@ -53,6 +53,8 @@ def judged(result) -> dict[str, dict[str, float]]:
     if "oracle_score" in d:
         verdicts["true taste (simulated)"] = compare(d["oracle_score"].reshape(n, k).max(1),
                                                      np.nanmax(p["oracle_dataset_top"], axis=1))
+        verdicts["true taste vs the truly best real item"] = compare(d["oracle_score"].reshape(n, k).max(1),
+                                                                     p["oracle_category_best"])
     if "judge_score" in d:
         verdicts["held-out scorer"] = compare(d["judge_score"].reshape(n, k).max(1),
                                               np.nanmax(p["judge_dataset_top"], axis=1))
@@ -109,15 +111,26 @@ def main() -> int:
         print(f"realism: FID {d['fid']:.2f} vs plain {realism['plain']['fid']:.2f} (ratio {realism['fid_ratio']:.2f}); "
               f"class consistency {d['class_consistency']:.1%} vs plain {realism['plain']['class_consistency']:.1%}\n",
               flush=True)
-        rows.append((text, len(pairs) / seconds, verdicts, realism))
-    print("| recipe | pairs/s | learned wins | learned lift/best | true wins | true p | held-out wins | FID ratio | class cons. |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for text, rate, v, r in rows:
+        made_of = {}
+        if "oracle_novelty" in result.designs:
+            made_of = {"extrapolated": float((result.designs["oracle_extrapolation"] > 0).mean()),
+                       "diversity": float(np.nanmean(result.pairs["oracle_diversity"])),
+                       "real diversity": float(np.nanmean(result.pairs["dataset_oracle_diversity"]))}
+            print(f"made of: {made_of['extrapolated']:.1%} extrapolated; diversity of the kept designs "
+                  f"{made_of['diversity']:.2f} vs {made_of['real diversity']:.2f} of the retrieved real items\n")
+        rows.append((text, len(pairs) / seconds, verdicts, realism, made_of))
+    print("| recipe | pairs/s | learned wins | learned lift/best | true wins | true p | true vs truly best | held-out wins "
+          "| FID ratio | class cons. | extrapolated | diversity (real) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for text, rate, v, r, m in rows:
         get = lambda name, key: v.get(name, {}).get(key, float("nan"))  # noqa: E731
         print(f"| {text} | {rate:.2f} | {get('learned scorer (climbed)', 'win_share'):.1%} | "
               f"{get('learned scorer (climbed)', 'relative_lift'):+.1%} | {get('true taste (simulated)', 'win_share'):.1%} | "
-              f"{get('true taste (simulated)', 'p_sign'):.2g} | {get('held-out scorer', 'win_share'):.1%} | "
-              f"{r['fid_ratio']:.2f} | {r['designs']['class_consistency']:.1%} |")
+              f"{get('true taste (simulated)', 'p_sign'):.2g} | "
+              f"{get('true taste vs the truly best real item', 'win_share'):.1%} | "
+              f"{get('held-out scorer', 'win_share'):.1%} | {r['fid_ratio']:.2f} | {r['designs']['class_consistency']:.1%} | "
+              f"{m.get('extrapolated', float('nan')):.1%} | {m.get('diversity', float('nan')):.2f} "
+              f"({m.get('real diversity', float('nan')):.2f}) |")
     return 0
 
 

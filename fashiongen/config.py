@@ -165,6 +165,7 @@ class DesignConfig:
     keep_norm: bool = False  # after each step, rescale every z to its starting norm (stays on the prior's shell)
     category_guard: float = 2.0  # weight of log p(c | G(z, c)) under a guard classifier trained apart (0 = off)
     top_k: int = 3
+    diverse_choice: float = 0.0  # λ: keep restarts by objective - λ x Φ-similarity to those kept (0 = top_k by objective)
     bounded_latent: bool = False  # optimise w with z = tanh(w) (the paper's U(-1,1) domain); official: unbounded
     batch_pairs: int = 64  # (user, category) pairs optimised together; results do not depend on it
     mixed_precision: bool = False  # bf16 autocast of the networks; z, Adam and scores stay fp32
@@ -276,7 +277,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                       "truncation": 0.0, "holdout": 0.0}},
     "design": {"official": {"mode": "optimise", "restarts": 16, "steps": 10, "lr": 0.05, "init_std": 0.5,
                             "truncation": 0.0, "eta": 1.0, "eta_scale": "absolute", "warm_start": 0, "keep_norm": False,
-                            "category_guard": 0.0, "bounded_latent": False, "early_stopping": False}},
+                            "category_guard": 0.0, "bounded_latent": False, "early_stopping": False,
+                            "diverse_choice": 0.0}},
 }
 
 # Settings that take one of a few words; checked with BOUNDS.
@@ -311,7 +313,7 @@ BOUNDS: dict[str, tuple[float, float | None]] = {
     "design.eta": (0, None), "design.top_k": (1, None), "design.batch_pairs": (1, None),
     "design.early_stop_tol": (0, None), "design.invert_restarts": (1, None), "design.invert_steps": (0, None),
     "design.invert_lr": (0, None), "design.proximity": (0, None), "design.warm_start": (0, None),
-    "design.category_guard": (0, None),
+    "design.category_guard": (0, None), "design.diverse_choice": (0, None),
     "generation.max_users": (0, None), "generation.actors": (0, None), "generation.rows_per_file": (1, None),
     "generation.pairs_per_block": (1, None), "generation.realism_sample": (0, None),
     "designer.epochs": (1, None), "designer.batch_pairs": (1, None), "designer.lr": (1e-12, None),

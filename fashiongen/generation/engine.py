@@ -473,7 +473,7 @@ class PreferenceEngine:
         if initial_best is None:
             initial_best = score.reshape(n_pairs, n_restarts).max(dim=1).values
 
-        order = torch.argsort(-objective.reshape(n_pairs, n_restarts), dim=1, stable=True)[:, :k]
+        order = self._choose(images, objective.reshape(n_pairs, n_restarts), k)
         flat = (order + torch.arange(n_pairs, device=self.device)[:, None] * n_restarts).reshape(-1)
         top_images = to_uint8_nhwc(images[flat])
         top_score = score[flat].cpu().numpy()
@@ -512,6 +512,34 @@ class PreferenceEngine:
             steps_taken = len(traj["score"]) - 1
             out_traj["step"] = np.tile(np.arange(steps_taken + 1), (n_pairs, 1))
         return EngineResult(designs=designs, pairs=pairs, trajectory=out_traj)
+
+    def _choose(self, images: torch.Tensor, objective: torch.Tensor, k: int) -> torch.Tensor:
+        """(P, k) restarts kept per pair: the top k by objective, or with design.diverse_choice = λ > 0 a greedy
+        maximal-marginal-relevance choice in Φ space: the best first, then each next restart maximises its objective
+        (in units of the pair's spread over restarts) minus λ × its largest cosine similarity to those kept, Φ taken
+        relative to the pair's mean over restarts (raw Φ of converged restarts are all alike)."""
+        by_objective = torch.argsort(-objective, dim=1, stable=True)
+        if self.settings.diverse_choice <= 0 or k < 2 or objective.shape[0] == 0:
+            return by_objective[:, :k]
+        with torch.no_grad():
+            phi = self.objective.recommender.encode_images(self.objective.adapt(images)).float()
+        phi = phi.reshape(*objective.shape, -1)
+        phi = F.normalize(phi - phi.mean(dim=1, keepdim=True), dim=2)  # centred on the pair: restarts look alike
+        similarity = phi @ phi.transpose(1, 2)  # (P, R, R) cosine of the restarts' deviations from their mean
+        spread = objective.std(dim=1, keepdim=True).clamp(min=1e-6)
+        relevance = (objective - objective.mean(dim=1, keepdim=True)) / spread
+        rows = torch.arange(objective.shape[0], device=objective.device)
+        kept = [by_objective[:, 0]]
+        closest = similarity[rows, kept[0]]  # (P, R) largest similarity to a kept restart
+        taken = torch.zeros_like(objective, dtype=torch.bool)
+        taken[rows, kept[0]] = True
+        for _ in range(1, k):
+            gain = (relevance - self.settings.diverse_choice * closest).masked_fill(taken, float("-inf"))
+            pick = gain.argmax(dim=1)
+            kept.append(pick)
+            taken[rows, pick] = True
+            closest = torch.maximum(closest, similarity[rows, pick])
+        return torch.stack(kept, dim=1)
 
     def _add_judge(self, designs: dict[str, np.ndarray], pairs: dict[str, np.ndarray], images: torch.Tensor) -> None:
         """The held-out scorer's visual score of the kept designs and of the retrieved catalogue items (never optimised)."""

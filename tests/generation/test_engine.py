@@ -574,3 +574,26 @@ def test_default_recipe_beats_the_official_preset_on_the_learned_scorer():
     assert official_objective(default).mean() > official_objective(official).mean()
     assert default.pairs["lift"].mean() > official.pairs["lift"].mean()
     assert (default.pairs["lift"] > official.pairs["lift"]).mean() >= 5 / 6
+
+
+def test_diverse_choice_keeps_the_best_design_and_then_alternatives():
+    """design.diverse_choice = λ: rank 1 is still the best restart; the rest trade objective for Φ-distance."""
+    ids, users, cats = pairs(4)
+    plain = make_engine(restarts=8, top_k=3).optimise(ids, users, cats, RUN_DATE)
+    engine = make_engine(restarts=8, top_k=3, diverse_choice=100.0)
+    diverse = engine.optimise(ids, users, cats, RUN_DATE)
+
+    def spread(result) -> float:  # mean pairwise cosine similarity of the kept designs' Φ, per pair
+        images = torch.from_numpy(result.designs["image"]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        with torch.no_grad():
+            phi = torch.nn.functional.normalize(engine.objective.recommender.encode_images(
+                engine.objective.adapt(images)).float(), dim=1).reshape(4, 3, -1)
+        similarity = phi @ phi.transpose(1, 2)
+        return float((similarity.sum() - similarity.diagonal(dim1=1, dim2=2).sum()) / (4 * 6))
+
+    rank1 = diverse.designs["rank"] == 0
+    np.testing.assert_array_equal(diverse.designs["latent"][rank1], plain.designs["latent"][rank1])
+    assert spread(diverse) <= spread(plain) + 1e-6
+    assert not np.array_equal(diverse.designs["latent"], plain.designs["latent"])
+    objective = diverse.designs["objective"].reshape(4, 3)
+    assert (objective[:, 0] >= objective[:, 1:].max(axis=1)).all()
