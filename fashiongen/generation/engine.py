@@ -534,7 +534,10 @@ class PreferenceEngine:
         taken = torch.zeros_like(objective, dtype=torch.bool)
         taken[rows, kept[0]] = True
         for _ in range(1, k):
-            gain = (relevance - self.settings.diverse_choice * closest).masked_fill(taken, float("-inf"))
+            gain = relevance - self.settings.diverse_choice * closest
+            # rounded: near-duplicate restarts tie and the lower index wins, so float noise from another batching
+            # never flips the choice (designs stay a function of the pair and the run date)
+            gain = torch.round(gain * 1e3).masked_fill(taken, float("-inf"))
             pick = gain.argmax(dim=1)
             kept.append(pick)
             taken[rows, pick] = True
