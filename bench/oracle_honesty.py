@@ -27,7 +27,7 @@ from fashiongen.data.oracle import load_truth
 from fashiongen.data.prepare import prepare_catalogue
 from fashiongen.evaluation.nudge import nudged_rival, taste_invariance
 from fashiongen.lake import layout
-from fashiongen.models.contract import load_recommender
+from fashiongen.models.contract import load_recommender, visual_score, visual_score_matrix
 
 
 def invariance_rows(catalogue, truth, items: int, seed: int) -> list[str]:
@@ -45,15 +45,17 @@ def invariance_rows(catalogue, truth, items: int, seed: int) -> list[str]:
 
 
 def learned_scorer(model):
-    """(uint8 images, users, categories) -> θ·Φ + b of the learned recommender's visual score."""
+    """(uint8 images, users, categories) -> the learned recommender's visual score v·Φ + b − a·Φ²."""
     def score(images: np.ndarray, users: np.ndarray, categories: np.ndarray) -> np.ndarray:
         out = []
         with torch.no_grad():
             for lo in range(0, len(images), 1024):
                 x = torch.from_numpy(to_tensor_range(images[lo:lo + 1024]))
-                v, b = model.design_vectors(torch.from_numpy(users[lo:lo + 1024]),
-                                            torch.from_numpy(categories[lo:lo + 1024]))
-                out.append(((model.encode_images(x).float() * v.float()).sum(1) + b.float()).numpy())
+                cats = torch.from_numpy(categories[lo:lo + 1024])
+                v, b = model.design_vectors(torch.from_numpy(users[lo:lo + 1024]), cats)
+                a = model.design_curvature(cats)
+                out.append(visual_score(model.encode_images(x).float(), v.float(), b.float(),
+                                        None if a is None else a.float()).numpy())
         return np.concatenate(out)
     return score
 
@@ -98,7 +100,9 @@ def main() -> int:
         for u, c in zip(pairs_u, pairs_c):
             members = np.flatnonzero(catalogue.item_category == c)
             v, b = model.design_vectors(torch.tensor([u]), torch.tensor([c]))
-            best.append(members[int((phi[members] @ v[0].float()).argmax())])
+            a = model.design_curvature(torch.tensor([c]))
+            best.append(members[int(visual_score_matrix(phi[members], v.float(), b.float(),
+                                                        None if a is None else a.float()).argmax())])
     best = np.asarray(best)
     print(f"\n## The learned scorer's favourite 1-3 px shift of its best real item vs the item "
           f"({len(best)} pairs: {len(users)} validation users x {len(catalogue.categories)} categories)\n")

@@ -168,6 +168,9 @@ class DesignConfig:
     diverse_choice: float = 0.0  # λ: keep restarts by objective - λ x Φ-similarity to those kept (0 = top_k by
     # objective). λ=2 on validation users: diversity of the kept designs 0.55 -> 0.71, no judge worse (bench/README),
     # but not the default yet: between near-duplicate restarts the choice can flip with another batching's float noise
+    trust_region: float = 0.0  # weight of (max(0, d/r - 1))^2, d = Φ(design)'s distance to the nearest real item of
+    # its category, r = the trust_quantile of the real items' own nearest-neighbour distances (0 = off)
+    trust_quantile: float = 0.9
     bounded_latent: bool = False  # optimise w with z = tanh(w) (the paper's U(-1,1) domain); official: unbounded
     batch_pairs: int = 64  # (user, category) pairs optimised together; results do not depend on it
     mixed_precision: bool = False  # bf16 autocast of the networks; z, Adam and scores stay fp32
@@ -280,13 +283,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "design": {"official": {"mode": "optimise", "restarts": 16, "steps": 10, "lr": 0.05, "init_std": 0.5,
                             "truncation": 0.0, "eta": 1.0, "eta_scale": "absolute", "warm_start": 0, "keep_norm": False,
                             "category_guard": 0.0, "bounded_latent": False, "early_stopping": False,
-                            "diverse_choice": 0.0}},
+                            "diverse_choice": 0.0, "trust_region": 0.0}},
 }
 
 # Settings that take one of a few words; checked with BOUNDS.
 CHOICES: dict[str, tuple[str, ...]] = {
     "simulation.taste": ("sweet_spot", "linear"),
-    "recommender.user_model": ("learned", "profile"),
+    "recommender.user_model": ("learned", "profile", "ideal_point"),
     "gan.conditioning": ("concat", "projection"),
     "gan.loss": ("lsgan", "hinge", "nonsaturating"),
     "design.mode": ("optimise", "from_items", "amortised", "amortised+refine"),
@@ -315,7 +318,8 @@ BOUNDS: dict[str, tuple[float, float | None]] = {
     "design.eta": (0, None), "design.top_k": (1, None), "design.batch_pairs": (1, None),
     "design.early_stop_tol": (0, None), "design.invert_restarts": (1, None), "design.invert_steps": (0, None),
     "design.invert_lr": (0, None), "design.proximity": (0, None), "design.warm_start": (0, None),
-    "design.category_guard": (0, None), "design.diverse_choice": (0, None),
+    "design.category_guard": (0, None), "design.diverse_choice": (0, None), "design.trust_region": (0, None),
+    "design.trust_quantile": (0, 1),
     "generation.max_users": (0, None), "generation.actors": (0, None), "generation.rows_per_file": (1, None),
     "generation.pairs_per_block": (1, None), "generation.realism_sample": (0, None),
     "designer.epochs": (1, None), "designer.batch_pairs": (1, None), "designer.lr": (1e-12, None),

@@ -21,6 +21,8 @@ def test_defaults_then_yaml_then_overrides(tmp_path):
     ("recommender=1", "recommender: expected a section"),
     ("epochs", "not of the form key=value"),
     ("recommender.user_model=mean", "recommender.user_model"),
+    ("design.trust_region=-1", "design.trust_region"),
+    ("design.trust_quantile=1.5", "design.trust_quantile"),
 ])
 def test_bad_overrides_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from fashiongen.evaluation.auc import ScoreFn
+from fashiongen.models.contract import visual_score_matrix
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
@@ -74,8 +75,11 @@ def visual_scores(model, item_category: np.ndarray) -> ScoreFn:
         out = np.empty((len(users_t), len(phi)), np.float32)
         with torch.no_grad():
             for c, items in members.items():
-                v, b = model.design_vectors(users_t, torch.full_like(users_t, c))
-                out[:, items] = (v.float() @ phi[torch.as_tensor(items, device=phi.device)].T + b.float()[:, None]).cpu().numpy()
+                cats = torch.full_like(users_t, c)
+                v, b = model.design_vectors(users_t, cats)
+                a = model.design_curvature(cats)
+                out[:, items] = visual_score_matrix(phi[torch.as_tensor(items, device=phi.device)], v.float(),
+                                                    b.float(), None if a is None else a.float()).cpu().numpy()
         return out
 
     return scores

@@ -15,6 +15,8 @@ no tanh, the loss is the mean over the R restarts). The recipe's levers (DesignC
 - mode=from_items: R = top_k starts, one per top real item, each anchored by the proximity term (a redesign);
 - category_guard=γ: + γ · log p(c | G(z, c)) under a guard classifier trained apart from the realism judge's (see
   training/classifier.py), so a design that climbs θ·Φ out of its category pays for it;
+- trust_region=τ: − τ · (max(0, d − 1))², d the distance of Φ(G(z, c)) to the nearest real item of c in units of
+  the category's real spacing (`trust_region.TrustRegion`), so the search stays where garments exist;
 - early_stopping: a pair stops once its mean objective rises by less than early_stop_tol in a step;
 - mode=amortised: the R starts are the amortised designer's latents (`models/designer.py`, one forward pass) and no
   step is taken; mode=amortised+refine: the designer's latents, then design.refine_steps engine steps.
@@ -58,8 +60,10 @@ import torch
 import torch.nn.functional as F
 
 from fashiongen.config import DesignConfig
+from fashiongen.generation.trust_region import TrustRegion
 from fashiongen.errors import FashiongenError
-from fashiongen.models.contract import ConditionalGenerator, Recommender, VisualRecommender, sample_latents
+from fashiongen.models.contract import (ConditionalGenerator, Recommender, VisualRecommender, sample_latents, visual_score,
+                                        visual_score_matrix)
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # PIL's RGB -> "L" conversion
 MODES = ("optimise", "from_items", "amortised", "amortised+refine")
@@ -142,6 +146,10 @@ def image_adapter(source: tuple[int, int, int], target: tuple[int, int, int]) ->
     return adapt
 
 
+def _float(x: torch.Tensor | None) -> torch.Tensor | None:
+    return None if x is None else x.float()
+
+
 def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
     """[-1, 1] (N, C, H, W) tensor -> uint8 (N, H, W, C), rounding as `data.images.from_tensor_range`."""
     x = torch.clamp(torch.round(images.detach().float() * 127.5 + 127.5), 0, 255).to(torch.uint8)
@@ -149,13 +157,13 @@ def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
 
 
 class DesignObjective:
-    """The pair's visual score v · Φ(G(z, c)) + b (`design_vectors`: θ_u · Φ in the paper) and D(G(z, c), c) for a
-    batch of latents, shared by the engine and item redesign.
+    """The pair's visual score v · Φ(G(z, c)) + b − a · Φ² (`design_vectors`, `design_curvature`: θ_u · Φ in the
+    paper) and D(G(z, c), c) for a batch of latents, shared by the engine and item redesign.
     Freezes both models (eval mode, no parameter gradients: BatchNorm uses its running statistics so samples stay
     independent, and backward computes gradients for the latents only)."""
 
     def __init__(self, recommender: Recommender, generator: ConditionalGenerator, settings: DesignConfig,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", item_category: np.ndarray | None = None):
         if not isinstance(recommender, VisualRecommender):
             raise EngineError(f"recommender kind {recommender.kind!r} cannot score new images; "
                               "set recommender.model=dvbpr and train it")
@@ -166,6 +174,9 @@ class DesignObjective:
         generator.freeze()
         self.settings = settings
         self.theta = recommender.user_vectors().detach().to(self.device, torch.float32)
+        self.trust_region = TrustRegion(recommender.item_features().to(self.device), item_category,
+                                        len(generator.categories), settings.trust_quantile) \
+            if settings.trust_region and item_category is not None else None
         self.adapt = image_adapter(tuple(generator.image_shape), tuple(recommender.image_shape))
         self._forward = torch.compile(self._forward_eager) if settings.compile else self._forward_eager
 
@@ -173,21 +184,28 @@ class DesignObjective:
     def latent_dim(self) -> int:
         return int(self.generator.latent_dim)
 
-    def _forward_eager(self, z: torch.Tensor, vectors: torch.Tensor, offsets: torch.Tensor, categories: torch.Tensor):
+    def _forward_eager(self, z: torch.Tensor, vectors: torch.Tensor, offsets: torch.Tensor,
+                       curvature: torch.Tensor | None, categories: torch.Tensor):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.settings.mixed_precision):
             images = self.generator.generate(z, categories)
             phi = self.recommender.encode_images(self.adapt(images))
             realism = self.generator.discriminate(images, categories)
-        score = (vectors * phi.float()).sum(dim=1) + offsets
-        return images.float(), score, realism.float().reshape(-1)
+        phi = phi.float()
+        return images.float(), phi, visual_score(phi, vectors, offsets, curvature), realism.float().reshape(-1)
+
+    def score_terms(self, users: torch.Tensor, categories: torch.Tensor):
+        """(v, b, a) of each pair's visual score v · Φ + b − a · Φ² (a None for an affine scorer), float32."""
+        vectors, offsets = self.recommender.design_vectors(users, categories)
+        return vectors.float(), offsets.float(), _float(self.recommender.design_curvature(categories))
 
     def __call__(self, z: torch.Tensor, users: torch.Tensor, categories: torch.Tensor,
                  eta: torch.Tensor | float | None = None):
         """Latents (n, L), user and category indices (n,) -> images (n, C, H, W), score, realism, objective.
         `eta` (a number or one per latent) replaces settings.eta, e.g. when it is scaled per user."""
-        vectors, offsets = self.recommender.design_vectors(users, categories)
-        images, score, realism = self._forward(z, vectors.float(), offsets.float(), categories)
+        images, phi, score, realism = self._forward(z, *self.score_terms(users, categories), categories)
         objective = score - (self.settings.eta if eta is None else eta) * (realism - 1.0) ** 2
+        if self.trust_region is not None:
+            objective = objective - self.settings.trust_region * self.trust_region.penalty(phi, categories)
         return images, score, realism, objective
 
 
@@ -217,15 +235,16 @@ class PreferenceEngine:
             raise EngineError(f"design.mode must be one of {MODES} and design.eta_scale one of {ETA_SCALES} "
                               f"(got {settings.mode!r}, {settings.eta_scale!r})")
         self.settings = settings
-        self.objective = DesignObjective(recommender, generator, settings, device)
+        self.item_category = np.asarray(item_category, dtype=np.int64)
+        if self.item_category.shape != (len(recommender.item_features()),):
+            raise EngineError(f"item_category has shape {self.item_category.shape} but the recommender has "
+                              f"{len(recommender.item_features())} items: pass the catalogue the recommender was "
+                              "trained on")
+        self.objective = DesignObjective(recommender, generator, settings, device, self.item_category)
         self.device = self.objective.device
         self.categories = list(generator.categories)
         self.oracle = oracle
         self.item_features = recommender.item_features().detach().to(self.device, torch.float32)
-        self.item_category = np.asarray(item_category, dtype=np.int64)
-        if self.item_category.shape != (len(self.item_features),):
-            raise EngineError(f"item_category has shape {self.item_category.shape} but the recommender has "
-                              f"{len(self.item_features)} items: pass the catalogue the recommender was trained on")
         self._item_category_t = torch.from_numpy(self.item_category).to(self.device)
         # from_items: one start per top real item; optimise: the best top_k of R restarts are kept.
         self.designer = None
@@ -328,8 +347,7 @@ class PreferenceEngine:
         of the user's scores over that category's items (P,), the unit of design.eta_scale=user_spread."""
         users = torch.from_numpy(np.asarray(user_idx, dtype=np.int64)).to(self.device)
         cats = torch.from_numpy(np.asarray(category_idx, dtype=np.int64)).to(self.device)
-        vectors, offsets = self.objective.recommender.design_vectors(users, cats)
-        scores = vectors.float() @ self.item_features.T + offsets.float()[:, None]
+        scores = visual_score_matrix(self.item_features, *self.objective.score_terms(users, cats))
         member = self._item_category_t[None, :] == cats[:, None]
         count = member.sum(dim=1).clamp(min=1)
         mean = torch.where(member, scores, 0.0).sum(dim=1) / count
@@ -550,12 +568,15 @@ class PreferenceEngine:
         judge, phi, adapt = self.judge
         tensor = (lambda a: torch.from_numpy(np.asarray(a, np.int64)).to(self.device))  # noqa: E731
         with torch.no_grad():
-            v, b = judge.design_vectors(tensor(designs["user_idx"]), tensor(designs["category_idx"]))
-            designs["judge_score"] = ((judge.encode_images(adapt(images)).float() * v.float()).sum(dim=1) + b.float()) \
-                .cpu().numpy().astype(np.float32)
+            cats = tensor(designs["category_idx"])
+            v, b = judge.design_vectors(tensor(designs["user_idx"]), cats)
+            designs["judge_score"] = visual_score(judge.encode_images(adapt(images)).float(), v.float(), b.float(),
+                                                  _float(judge.design_curvature(cats))).cpu().numpy().astype(np.float32)
             items = tensor(pairs["dataset_top_item_idx"])
-            v, b = judge.design_vectors(tensor(pairs["user_idx"]), tensor(pairs["category_idx"]))
-            real = (v.float()[:, None, :] * phi[items.clamp(min=0)]).sum(-1) + b.float()[:, None]
+            cats = tensor(pairs["category_idx"])
+            v, b = judge.design_vectors(tensor(pairs["user_idx"]), cats)
+            real = visual_score_matrix(phi[items.clamp(min=0)], v.float(), b.float(),
+                                       _float(judge.design_curvature(cats)))
             pairs["judge_dataset_top"] = torch.where(items >= 0, real, float("nan")).cpu().numpy().astype(np.float32)
 
     def _add_oracle(self, designs: dict[str, np.ndarray], pairs: dict[str, np.ndarray]) -> None:

@@ -178,6 +178,11 @@ class VisualRecommender(Recommender):
         theta = self.user_vectors()[users]
         return theta, theta.new_zeros(len(theta))
 
+    def design_curvature(self, categories: torch.Tensor) -> torch.Tensor | None:
+        """a (P, K) ≥ 0 when the visual score is v · Φ(x) + b − a · Φ(x)² (a user side with a sweet spot), None when
+        it is affine in Φ (the paper's)."""
+        return None
+
     @abc.abstractmethod
     def to(self, device: torch.device | str) -> "VisualRecommender":
         """Move the networks and item features; returns self."""
@@ -185,6 +190,23 @@ class VisualRecommender(Recommender):
     @abc.abstractmethod
     def freeze(self) -> None:
         """Eval mode and no parameter gradients, so backward reaches only the inputs (the latents)."""
+
+
+def visual_score(phi: torch.Tensor, vectors: torch.Tensor, offsets: torch.Tensor,
+                 curvature: torch.Tensor | None) -> torch.Tensor:
+    """v · Φ + b − a · Φ² of one image per pair: Φ (P, K), v (P, K), b (P,), a (P, K) or None -> (P,)."""
+    score = (vectors * phi).sum(dim=-1) + offsets
+    return score if curvature is None else score - (curvature * phi * phi).sum(dim=-1)
+
+
+def visual_score_matrix(item_phi: torch.Tensor, vectors: torch.Tensor, offsets: torch.Tensor,
+                        curvature: torch.Tensor | None) -> torch.Tensor:
+    """The same score of every item for every pair: Φ (N, K) or (P, N, K) -> (P, N)."""
+    if item_phi.dim() == 2:
+        score = vectors @ item_phi.T + offsets[:, None]
+        return score if curvature is None else score - curvature @ (item_phi * item_phi).T
+    score = (vectors[:, None, :] * item_phi).sum(-1) + offsets[:, None]
+    return score if curvature is None else score - (curvature[:, None, :] * item_phi * item_phi).sum(-1)
 
 
 def recommender_class(kind: str) -> type[Recommender]:

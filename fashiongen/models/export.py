@@ -7,8 +7,8 @@ Under an output folder (default <lake>/export/recommender/<model_version>/):
     top_items.parquet  user_id, category, rank: int32 (1 = best), item_id, score: float32, model_version
 
 For the factor baselines theta · phi is exactly the model's score (biases folded into the vectors); for DVBPR it is
-the visual part only (with profile users θ_u scores Φ standardised per category, `design_vectors`, and the count
-prior is in neither vector). top_items ranks every real item of each category for every user by the model's full
+the visual part only (with profile users θ_u scores Φ standardised per category, `design_vectors`; the count prior
+and the ideal-point user side's curvature, − q · z_c(Φ)², are in neither vector). top_items ranks every real item of each category for every user by the model's full
 score, the user's own items included by default: it is the
 "best real items" the paper's generated designs are compared against, and a user's favourite real items are
 often ones they already bought. `exclude_train=True` drops the user's training items (a recommendation list).

@@ -597,3 +597,42 @@ def test_diverse_choice_keeps_the_best_design_and_then_alternatives():
     assert not np.array_equal(diverse.designs["latent"], plain.designs["latent"])
     objective = diverse.designs["objective"].reshape(4, 3)
     assert (objective[:, 0] >= objective[:, 1:].max(axis=1)).all()
+
+
+class ShuffledOracle(FakeOracle):
+    """Another truth: every taste, attribute and verdict permuted or shifted."""
+
+    def taste_logit(self, user_idx, item_idx):
+        return -super().taste_logit(user_idx, item_idx)[:, ::-1]
+
+    def image_z(self, images, category_idx):
+        return 1.0 - super().image_z(images, category_idx)
+
+    def category_best(self, user_idx, category_idx):
+        return -super().category_best(user_idx, category_idx)
+
+
+def test_the_search_never_reads_the_oracle():
+    settings = DesignConfig(restarts=4, steps=3, top_k=2, category_guard=0.0, trust_region=1.0, diverse_choice=1.0)
+    ids, users, cats = pairs(4)
+    latents = [PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings, ITEM_CATEGORY,
+                                oracle=oracle).optimise(ids, users, cats, RUN_DATE).designs["latent"]
+               for oracle in (FakeOracle(), ShuffledOracle(), None)]
+    np.testing.assert_array_equal(latents[0], latents[1])
+    np.testing.assert_array_equal(latents[0], latents[2])
+
+
+def test_trust_region_keeps_designs_near_the_real_items():
+    ids, users, cats = pairs(4)
+    recommender = TinyVisualRecommender()
+    phi = {}
+    for weight in (0.0, 50.0):
+        settings = DesignConfig.official(restarts=4, steps=20, lr=0.2, top_k=2, trust_region=weight)
+        engine = PreferenceEngine(recommender, TinyGenerator(), settings, ITEM_CATEGORY)
+        assert (engine.objective.trust_region is None) == (weight == 0)
+        images = torch.from_numpy(engine.optimise(ids, users, cats, RUN_DATE).designs["image"])
+        phi[weight] = recommender.encode_images(images.permute(0, 3, 1, 2).float() / 127.5 - 1.0)
+    region = engine.objective.trust_region
+    kept_cats = torch.from_numpy(np.repeat(cats, 2))
+    far, near = (float(region.penalty(phi[w], kept_cats).mean()) for w in (0.0, 50.0))
+    assert far > 0 and near < 0.5 * far

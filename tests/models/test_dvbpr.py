@@ -15,8 +15,8 @@ from fashiongen.models.contract import recommender_class
 from fashiongen.models.poprank import PopRank
 from fashiongen.models.bpr import TrainSet, sample_triples
 from fashiongen.models.cnn import ArchitectureError, build_encoder, regularised_weights
-from fashiongen.models.contract import load_recommender
-from fashiongen.models.dvbpr import DVBPR, DVBPRNet, dvbpr_loss
+from fashiongen.models.contract import load_recommender, visual_score, visual_score_matrix
+from fashiongen.models.dvbpr import CURVATURE_FLOOR, DVBPR, DVBPRNet, UserProfiles, dvbpr_loss
 
 torch.set_num_threads(1)
 PAPER_GOLDEN = Path(__file__).with_name("paper_dvbpr.npz")  # the paper preset's training before #12's recipe existed
@@ -177,6 +177,48 @@ def test_profile_user_model_is_the_shrunk_mean_of_standardised_phi(catalogue, tm
                                rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(loaded.user_vectors()[1:].numpy(), model.user_vectors()[1:].numpy())
     assert not DVBPR(k=8).refit_users(np.array([0]), grown)  # the paper's θ is refreshed by SGD
+
+
+def test_ideal_point_user_side_scores_the_profile_centre_above_points_beyond_it(tmp_path):
+    """Shoppers who pick garments near a sweet spot on one feature: the fitted curvature makes the score peak there,
+    where the linear profile keeps rising past every garment; real items and designs are scored alike."""
+    rng = np.random.default_rng(0)
+    num_users, num_items = 40, 300
+    phi = torch.from_numpy(np.c_[rng.uniform(-3, 3, num_items), rng.normal(size=num_items)].astype(np.float32))
+    ideal = np.where(np.arange(num_users) % 2 == 0, 1.0, -1.0)
+    picks = [(u, i) for u in range(num_users) for i in np.flatnonzero(np.abs(phi[:, 0].numpy() - ideal[u]) < 0.4)]
+    users, items = (np.array(a, np.int64) for a in zip(*picks))
+    train = TrainSet.from_pairs(users, items, num_users, num_items)
+    chosen = rng.integers(0, len(users), 4000)
+    triples = users[chosen], items[chosen], rng.integers(0, num_items, 4000)
+    cats = np.zeros(num_items, np.int64)
+
+    scores = {}
+    for ideal_point in (False, True):
+        profiles = UserProfiles(num_users, 2, 1, num_items, ideal_point=ideal_point)
+        profiles.fit(phi, cats, train, triples)
+        user, category = torch.tensor([0]), torch.tensor([0])  # ideal +1
+        model = DVBPR(k=2, user_model="ideal_point" if ideal_point else "profile")
+        model.profiles, model.item_phi = profiles, phi
+        v, b = model.design_vectors(user, category)
+        a = model.design_curvature(category)
+        assert (a is None) != ideal_point
+        centre = phi[items[users == 0]].mean(0, keepdim=True)
+        beyond = centre + 2.0 * (centre - phi.mean(0, keepdim=True))
+        scores[ideal_point] = [float(visual_score(x, v, b, a)) for x in (centre, beyond)]
+        visual = profiles.matrix(user, slice(None), phi) - profiles.weight[0] * profiles.log_share[user][:, cats] \
+            - profiles.weight[1] * profiles.log_count[None, :]
+        torch.testing.assert_close(visual_score_matrix(phi, v, b, a), visual, rtol=1e-4, atol=1e-4)
+    assert scores[False][1] > scores[False][0]  # linear: beyond the shopper's garments is better still
+    assert scores[True][0] > scores[True][1]  # ideal point: the centre of the shopper's garments wins
+    q = profiles.curvature
+    assert float(q[0]) > 10 * float(q[1]) and float(q.min()) >= CURVATURE_FLOOR  # taste curves on feature 0 only
+
+    model = DVBPR(k=2, user_model="ideal_point").build(num_users, num_items, (1, 8, 8), num_categories=1)
+    model.profiles.load_state_dict(profiles.state_dict())
+    model.save(str(tmp_path / "ideal.pt"))
+    loaded = load_recommender(str(tmp_path / "ideal.pt"))
+    torch.testing.assert_close(loaded.design_curvature(category), model.design_curvature(category))
 
 
 def test_profile_needs_the_catalogue_and_a_known_user_model():
