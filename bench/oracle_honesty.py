@@ -51,11 +51,9 @@ def learned_scorer(model):
         with torch.no_grad():
             for lo in range(0, len(images), 1024):
                 x = torch.from_numpy(to_tensor_range(images[lo:lo + 1024]))
-                cats = torch.from_numpy(categories[lo:lo + 1024])
-                v, b = model.design_vectors(torch.from_numpy(users[lo:lo + 1024]), cats)
-                a = model.design_curvature(cats)
-                out.append(visual_score(model.encode_images(x).float(), v.float(), b.float(),
-                                        None if a is None else a.float()).numpy())
+                terms = model.score_terms(torch.from_numpy(users[lo:lo + 1024]),
+                                          torch.from_numpy(categories[lo:lo + 1024]))
+                out.append(visual_score(model.encode_images(x).float(), *terms).numpy())
         return np.concatenate(out)
     return score
 
@@ -99,10 +97,8 @@ def main() -> int:
     with torch.no_grad():
         for u, c in zip(pairs_u, pairs_c):
             members = np.flatnonzero(catalogue.item_category == c)
-            v, b = model.design_vectors(torch.tensor([u]), torch.tensor([c]))
-            a = model.design_curvature(torch.tensor([c]))
-            best.append(members[int(visual_score_matrix(phi[members], v.float(), b.float(),
-                                                        None if a is None else a.float()).argmax())])
+            scores = visual_score_matrix(phi[members], *model.score_terms(torch.tensor([u]), torch.tensor([c])))
+            best.append(members[int(scores.argmax())])
     best = np.asarray(best)
     print(f"\n## The learned scorer's favourite 1-3 px shift of its best real item vs the item "
           f"({len(best)} pairs: {len(users)} validation users x {len(catalogue.categories)} categories)\n")

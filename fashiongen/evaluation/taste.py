@@ -75,11 +75,9 @@ def visual_scores(model, item_category: np.ndarray) -> ScoreFn:
         out = np.empty((len(users_t), len(phi)), np.float32)
         with torch.no_grad():
             for c, items in members.items():
-                cats = torch.full_like(users_t, c)
-                v, b = model.design_vectors(users_t, cats)
-                a = model.design_curvature(cats)
-                out[:, items] = visual_score_matrix(phi[torch.as_tensor(items, device=phi.device)], v.float(),
-                                                    b.float(), None if a is None else a.float()).cpu().numpy()
+                out[:, items] = visual_score_matrix(phi[torch.as_tensor(items, device=phi.device)],
+                                                    *model.score_terms(users_t, torch.full_like(users_t, c))) \
+                    .cpu().numpy()
         return out
 
     return scores

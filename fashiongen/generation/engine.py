@@ -60,8 +60,8 @@ import torch
 import torch.nn.functional as F
 
 from fashiongen.config import DesignConfig
-from fashiongen.generation.trust_region import TrustRegion
 from fashiongen.errors import FashiongenError
+from fashiongen.generation.trust_region import TrustRegion
 from fashiongen.models.contract import (ConditionalGenerator, Recommender, VisualRecommender, sample_latents, visual_score,
                                         visual_score_matrix)
 
@@ -146,10 +146,6 @@ def image_adapter(source: tuple[int, int, int], target: tuple[int, int, int]) ->
     return adapt
 
 
-def _float(x: torch.Tensor | None) -> torch.Tensor | None:
-    return None if x is None else x.float()
-
-
 def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
     """[-1, 1] (N, C, H, W) tensor -> uint8 (N, H, W, C), rounding as `data.images.from_tensor_range`."""
     x = torch.clamp(torch.round(images.detach().float() * 127.5 + 127.5), 0, 255).to(torch.uint8)
@@ -193,16 +189,11 @@ class DesignObjective:
         phi = phi.float()
         return images.float(), phi, visual_score(phi, vectors, offsets, curvature), realism.float().reshape(-1)
 
-    def score_terms(self, users: torch.Tensor, categories: torch.Tensor):
-        """(v, b, a) of each pair's visual score v · Φ + b − a · Φ² (a None for an affine scorer), float32."""
-        vectors, offsets = self.recommender.design_vectors(users, categories)
-        return vectors.float(), offsets.float(), _float(self.recommender.design_curvature(categories))
-
     def __call__(self, z: torch.Tensor, users: torch.Tensor, categories: torch.Tensor,
                  eta: torch.Tensor | float | None = None):
         """Latents (n, L), user and category indices (n,) -> images (n, C, H, W), score, realism, objective.
         `eta` (a number or one per latent) replaces settings.eta, e.g. when it is scaled per user."""
-        images, phi, score, realism = self._forward(z, *self.score_terms(users, categories), categories)
+        images, phi, score, realism = self._forward(z, *self.recommender.score_terms(users, categories), categories)
         objective = score - (self.settings.eta if eta is None else eta) * (realism - 1.0) ** 2
         if self.trust_region is not None:
             objective = objective - self.settings.trust_region * self.trust_region.penalty(phi, categories)
@@ -347,7 +338,7 @@ class PreferenceEngine:
         of the user's scores over that category's items (P,), the unit of design.eta_scale=user_spread."""
         users = torch.from_numpy(np.asarray(user_idx, dtype=np.int64)).to(self.device)
         cats = torch.from_numpy(np.asarray(category_idx, dtype=np.int64)).to(self.device)
-        scores = visual_score_matrix(self.item_features, *self.objective.score_terms(users, cats))
+        scores = visual_score_matrix(self.item_features, *self.objective.recommender.score_terms(users, cats))
         member = self._item_category_t[None, :] == cats[:, None]
         count = member.sum(dim=1).clamp(min=1)
         mean = torch.where(member, scores, 0.0).sum(dim=1) / count
@@ -568,15 +559,12 @@ class PreferenceEngine:
         judge, phi, adapt = self.judge
         tensor = (lambda a: torch.from_numpy(np.asarray(a, np.int64)).to(self.device))  # noqa: E731
         with torch.no_grad():
-            cats = tensor(designs["category_idx"])
-            v, b = judge.design_vectors(tensor(designs["user_idx"]), cats)
-            designs["judge_score"] = visual_score(judge.encode_images(adapt(images)).float(), v.float(), b.float(),
-                                                  _float(judge.design_curvature(cats))).cpu().numpy().astype(np.float32)
+            terms = judge.score_terms(tensor(designs["user_idx"]), tensor(designs["category_idx"]))
+            designs["judge_score"] = visual_score(judge.encode_images(adapt(images)).float(), *terms) \
+                .cpu().numpy().astype(np.float32)
             items = tensor(pairs["dataset_top_item_idx"])
-            cats = tensor(pairs["category_idx"])
-            v, b = judge.design_vectors(tensor(pairs["user_idx"]), cats)
-            real = visual_score_matrix(phi[items.clamp(min=0)], v.float(), b.float(),
-                                       _float(judge.design_curvature(cats)))
+            real = visual_score_matrix(phi[items.clamp(min=0)],
+                                       *judge.score_terms(tensor(pairs["user_idx"]), tensor(pairs["category_idx"])))
             pairs["judge_dataset_top"] = torch.where(items >= 0, real, float("nan")).cpu().numpy().astype(np.float32)
 
     def _add_oracle(self, designs: dict[str, np.ndarray], pairs: dict[str, np.ndarray]) -> None:

@@ -183,6 +183,14 @@ class VisualRecommender(Recommender):
         it is affine in Φ (the paper's)."""
         return None
 
+    def score_terms(self, users: torch.Tensor, categories: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(v, b, a) of each pair's visual score (`visual_score`), float32: `design_vectors` and
+        `design_curvature`."""
+        vectors, offsets = self.design_vectors(users, categories)
+        curvature = self.design_curvature(categories)
+        return vectors.float(), offsets.float(), None if curvature is None else curvature.float()
+
     @abc.abstractmethod
     def to(self, device: torch.device | str) -> "VisualRecommender":
         """Move the networks and item features; returns self."""
