@@ -104,7 +104,7 @@ def driver_actor(cfg, run_date: str):
 
     paths = LakePaths.of(cfg)
     rec_uri, gen_uri = paths.design_models(cfg.recommender.model)
-    guard_uri = paths.classifier_model("guard") if cfg.design.category_guard else ""  # the job trained it
+    guard_uri = paths.classifier_model("guard") if cfg.design.category_guard else ""  # train_classifiers wrote it
     return DesignActor(rec_uri, gen_uri, cfg.data.catalogue_uri, to_dict(cfg.design), run_date, "bench",
                        paths.work(run_date, "bench-failures"), guard_uri=guard_uri)
 
@@ -297,6 +297,7 @@ def throughput(args: argparse.Namespace) -> int:
     import torch
 
     from fashiongen.generation.job import encode_designs, run_generation
+    from fashiongen.training.classifier import train_classifiers
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)
@@ -312,6 +313,7 @@ def throughput(args: argparse.Namespace) -> int:
     warm_users = work / "warm-up-users.csv"
     warm_users.write_text("user_id\n" + str(load_catalogue(models["catalogue_uri"], with_images=False).user_ids[0]) + "\n")
     cfg = job_config(models, lake, {**generation, "users_uri": str(warm_users)}, "2030-01-01")
+    train_classifiers(cfg)  # the pipeline's own step (the job trains nothing)
     t0 = time.perf_counter()
     summary = run_generation(cfg, force=True)
     print(f"warm-up run: {summary.pairs_this_attempt} pairs in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -405,6 +407,7 @@ def scale_one(args: argparse.Namespace) -> int:
 
     from fashiongen.generation.job import run_generation
     from fashiongen.lake.paths import LakePaths
+    from fashiongen.training.classifier import train_classifiers
 
     torch.set_num_threads(1)
     work = Path(args.work)
@@ -415,6 +418,7 @@ def scale_one(args: argparse.Namespace) -> int:
                                     "actors": args.actors, "batch_pairs": args.batch_pairs,
                                     "pairs_per_block": args.pairs_per_block, "rows_per_file": args.rows_per_file},
                      run_date)
+    train_classifiers(cfg)  # the pipeline's own step (the job trains nothing)
     start_ray(args.num_cpus, args.object_store_gib)
     poller = MemoryPoller()
     rss_before = read_status(os.getpid())["VmRSS"]

@@ -19,6 +19,7 @@ from fashiongen.runtime import quiet_ray_console
 # name -> (module, one-line help). Order = pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("fashiongen.commands.prepare", "import a catalogue (Fashion-MNIST, the paper's .npy, a folder) and simulate shoppers"),
+    "train-classifiers": ("fashiongen.commands.train_classifiers", "train the catalogue's category classifiers (realism judge, design guard) when missing"),
     "train-recommender": ("fashiongen.commands.train_recommender", "train (or resume) the recommender (DVBPR with Ray Train, or a baseline)"),
     "evaluate": ("fashiongen.commands.evaluate", "full, sampled-100 and cold AUC of recommender checkpoints, with the oracle ceiling"),
     "export": ("fashiongen.commands.export", "export user vectors, item features and per-user top-k real items as Parquet"),

@@ -57,11 +57,14 @@ def s3_server():
             os.environ[k] = v
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_local(s3_server):
-    """A local Ray per test module (4 logical CPUs so 2 train workers + controller fit on 2 cores), shut down
-    after it so that a module may start and `ray stop` its own head (tests/test_nightly.py).
-    Its workers get the moto server's AWS_* variables, as a cluster's nodes get their credentials."""
+    """One local Ray for the whole session (4 logical CPUs so 2 train workers + controller fit on 2 cores): each
+    start costs ~10 s and its worker processes re-import torch, so the tests that need a cluster share it, as jobs
+    share a long-lived cluster. The paths a too-large pool could hide a hang in run on a real 2-CPU Ray of their own:
+    the crash/resume test (ray.init(num_cpus=2)), the nightly jobs (`ray start --num-cpus=2`) and the demo
+    (this machine's 2 cores); they start it in another process and stop only that one. Its workers get the moto
+    server's AWS_* variables, as a cluster's nodes get their credentials."""
     import ray
 
     env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}

@@ -18,7 +18,9 @@ import pytest
 from fashiongen.data.contract import write_catalogue
 from fashiongen.data.images import encode_png
 from fashiongen.config import IcebergConfig
+from fashiongen import storage
 from fashiongen.lake import DESIGNS_SCHEMA, Lake, make_pair_id, publish_run, write_designs
+from fashiongen.lake.paths import LakePaths
 
 REPO = Path(__file__).resolve().parent.parent  # the repository root (configs/, README.md, bench/, cluster/)
 FMNIST = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
@@ -126,14 +128,18 @@ def bar_catalogue(uri: str, num_items: int = 40) -> None:
                     {"source": "test", "simulated": False}, categories=BAR_CATEGORIES)
 
 
-def fmnist_catalogue_with_models(cfg, recommender_uri: str, generator_uri: str):
+def fmnist_catalogue_with_models(cfg, recommender_uri: str, generator_uri: str, classifiers_lake: str = ""):
     """`prepare` cfg's simulated Fashion-MNIST catalogue, then write untrained-but-real checkpoints: DVBPR shaped by
-    cfg.recommender (with the catalogue's items indexed) and the small LSGAN (z 8, 28x28 grey). Returns the
+    cfg.recommender (with the catalogue's items indexed) and the small LSGAN (z 8, 28x28 grey); with
+    `classifiers_lake`, `train-classifiers` there too (`copy_classifiers` shares them with other lakes). Returns the
     loaded catalogue (with images). Needs `needs_fmnist`."""
+    import dataclasses
+
     from fashiongen.data.contract import load_catalogue
     from fashiongen.data.prepare import prepare_catalogue
     from fashiongen.models.dvbpr import DVBPR
     from fashiongen.models.gan import ConditionalGAN
+    from fashiongen.training.classifier import train_classifiers
 
     prepare_catalogue(cfg)
     catalogue = load_catalogue(cfg.data.catalogue_uri)
@@ -142,7 +148,20 @@ def fmnist_catalogue_with_models(cfg, recommender_uri: str, generator_uri: str):
     recommender.index_catalogue(catalogue.images)
     recommender.save(recommender_uri)
     ConditionalGAN("small", 8, catalogue.categories, (1, 28, 28)).save(generator_uri)
+    if classifiers_lake:
+        train_classifiers(dataclasses.replace(cfg, lake_uri=classifiers_lake), catalogue)
     return catalogue
+
+
+def copy_classifiers(source_lake: str, lake: str) -> None:
+    """The category classifiers `train-classifiers` wrote in source_lake, into lake when it has none: they belong to
+    the catalogue, so the tests' many lakes of one catalogue share one training."""
+    from fashiongen.lake.paths import CLASSIFIER_ROLES
+
+    for role in CLASSIFIER_ROLES:
+        source, target = LakePaths(source_lake).classifier_model(role), LakePaths(lake).classifier_model(role)
+        if not storage.exists(target):
+            storage.write_bytes(target, storage.read_bytes(source))
 
 
 # --- catalogues in memory -------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from fashiongen.config import load_config
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "cluster"
 KUBERAY = CLUSTER / "kuberay"
-JOB_SCRIPTS = {"train_recommender.py", "train_gan.py", "generate_catalog.py", "evaluate.py", "nightly.py"}
+JOB_SCRIPTS = {"train_recommender.py", "train_gan.py", "train_classifiers.py", "generate_catalog.py", "evaluate.py", "nightly.py"}
 RAY_SERVICE_ACCOUNT = "fashiongen-ray"
 SAMPLE_DATE = "2026-08-20"
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())

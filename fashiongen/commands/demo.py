@@ -3,7 +3,7 @@
     fashiongen demo --config configs/default.yaml
 
 Local Ray, a local lake folder, Fashion-MNIST with simulated shoppers. Each step is the same command a user
-runs by hand (prepare, train-recommender for the baselines, DVBPR and the held-out judge, evaluate, export,
+runs by hand (prepare, train-classifiers, train-recommender for the baselines, DVBPR and the held-out judge, evaluate, export,
 train-gan, generate, lake sheet, report), in pipeline order, with its progress printed as it goes; the end prints the AUC
 table, the designs summary (the three judges' verdicts and the designs' realism), where the Parquet files and
 contact sheets are, and last the path of the run's HTML report.
@@ -49,7 +49,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     paths = LakePaths.of(cfg)
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
     judge_uri = cfg.generation.judge_uri
-    steps = 8 + len(baselines) + bool(judge_uri)
+    steps = 9 + len(baselines) + bool(judge_uri)
     step = 0
 
     def call(title: str, command: str, step_cfg: Config, *flags: str) -> None:
@@ -63,6 +63,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
 
     ensure_ray()
     call("catalogue", "prepare", cfg)
+    call("category classifiers", "train-classifiers", cfg)
     for name in baselines:
         call(f"baseline {name}", "train-recommender", _with_model(cfg, name))
     call("DVBPR", "train-recommender", cfg)

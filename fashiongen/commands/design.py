@@ -65,8 +65,8 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     to_generator = category_mapping(catalogue.categories, generator.categories)
     guard = None
     if g.category_guard:
-        from fashiongen.training.classifier import ensure_classifier
-        guard = ensure_classifier(cfg, catalogue, "guard")
+        from fashiongen.models.classifier import load_catalogue_classifier, trained_on
+        guard = load_catalogue_classifier(paths.classifier_model("guard"), trained_on(catalogue.meta), "guard")
     from fashiongen.generation.job import load_designer_for
     from fashiongen.models.designer import load_designer
 

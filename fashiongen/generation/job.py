@@ -38,6 +38,7 @@ from fashiongen.generation.summary import FAILURES_DIR, RunSummary, load_summary
 from fashiongen.lake import layout, publish
 from fashiongen.lake.paths import LakePaths
 from fashiongen.lake.table import Lake
+from fashiongen.models.classifier import load_catalogue_classifier, trained_on
 from fashiongen.runtime import ensure_ray
 
 log = logging.getLogger(__name__)
@@ -174,12 +175,11 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     properties = {"design.mode": cfg.design.mode, "judge_version": judge.model_version if judge else "",
                   "designer_version": designer_version}
     del judge
-    guard_uri = ""
-    if cfg.design.category_guard:  # trained once, apart from the realism judge's classifier
-        from fashiongen.training.classifier import ensure_classifier
-
-        ensure_classifier(cfg, role="guard")
-        guard_uri = paths.classifier_model("guard")
+    guard_uri = paths.classifier_model("guard") if cfg.design.category_guard else ""
+    record = trained_on(catalogue.meta)
+    for role, needed in (("guard", bool(guard_uri)), ("judge", bool(cfg.generation.realism_sample))):
+        if needed:  # trained by `fashiongen train-classifiers`, never here
+            load_catalogue_classifier(paths.classifier_model(role), record, role)
     digests = user_digests(recommender.user_vectors().detach().cpu().numpy(), catalogue.user_ids)
     del recommender
     listed, dropped = read_id_list(cfg.generation.pairs_uri, ["user_id", "category"]) \

@@ -305,13 +305,13 @@ def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
 
 def run_realism(cfg: Config, run_date: str) -> dict:
     """Realism of up to generation.realism_sample best designs (rank 1, only those read: the driver stays flat) against plain
-    samples of the same categories, in the catalogue classifier's feature space (trained once if missing)."""
+    samples of the same categories, in the catalogue classifier's feature space (`fashiongen train-classifiers`)."""
     from fashiongen.data.contract import load_catalogue
     from fashiongen.data.images import decode_image
     from fashiongen.evaluation.realism import design_realism
     from fashiongen.generation.engine import category_mapping
     from fashiongen.models.contract import load_generator
-    from fashiongen.training.classifier import ensure_classifier
+    from fashiongen.models.classifier import load_catalogue_classifier, trained_on
 
     paths = LakePaths.of(cfg)
     sample = reader.best_designs_sample(Lake.of(cfg), run_date, ["category", "image_png"], cfg.generation.realism_sample)
@@ -321,6 +321,7 @@ def run_realism(cfg: Config, run_date: str) -> dict:
     generator = load_generator(paths.design_models(cfg.recommender.model)[1])
     to_generator = category_mapping(catalogue.categories, generator.categories)
     where = {name: k for k, name in enumerate(generator.categories)}
+    judge = load_catalogue_classifier(paths.classifier_model("judge"), trained_on(catalogue.meta), "judge")
     return design_realism(np.stack(images), np.array([where[c] for c in categories]), generator,
-                          ensure_classifier(cfg, catalogue), catalogue.images, to_generator[catalogue.item_category],
+                          judge, catalogue.images, to_generator[catalogue.item_category],
                           list(generator.categories), truncation=cfg.gan.truncation)

@@ -10,6 +10,7 @@ The tree:
     <lake>/models/recommender/nightly/run_date=D/<model>.pt   nightly refreshes
     <lake>/models/generator.pt                                the trained generator
     <lake>/models/designer.pt                                 the amortised designer (train-designer)
+    <lake>/models/classifier.pt, classifier-guard.pt          the catalogue's category classifiers (train-classifiers)
     <lake>/<kind>/<run_name>/                                 a training run's outputs (sample grids, markers)
     <lake>/evaluation/recommender/<split>/                    `fashiongen evaluate`
     <lake>/evaluation/nightly/run_date=D/                     nightly report and quarantine
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 DESIGNS_DIR = "designs"
 LEGACY_MANIFEST = "_SUCCESS"  # the Hive layout's run manifest, read only by `lake migrate`
 ATTEMPT_PREFIX = "attempt-"
+CLASSIFIER_ROLES = ("judge", "guard")  # the catalogue's category classifiers (fashiongen train-classifiers)
 
 
 def _run_partition(run_date: str) -> str:
@@ -96,6 +98,8 @@ class LakePaths:
     def classifier_model(self, role: str = "judge") -> str:
         """The catalogue's category classifiers: "judge" is the feature space of the in-domain realism metrics,
         "guard" (trained apart, another seed) the one design.category_guard climbs."""
+        if role not in CLASSIFIER_ROLES:
+            raise ValueError(f"classifier role must be one of {CLASSIFIER_ROLES}, got {role!r}")
         return self._at("models", "classifier.pt" if role == "judge" else f"classifier-{role}.pt")
 
     def nightly_models(self) -> str:

@@ -97,3 +97,22 @@ def load_classifier(uri: str) -> CategoryClassifier:
     model.load_state_dict(payload["state"])
     model.meta = payload.get("meta", {})
     return model.eval()
+
+
+def trained_on(catalogue_meta: dict) -> dict:
+    """The record of the catalogue a classifier was trained on, from the catalogue's metadata (catalogue.json):
+    saved as the classifier's meta, checked when it is loaded."""
+    return {"categories": list(catalogue_meta["categories"]), "items": int(catalogue_meta["counts"]["items"])}
+
+
+def load_catalogue_classifier(uri: str, catalogue_record: dict, role: str) -> CategoryClassifier:
+    """The catalogue's `role` classifier at `uri`; a one-line error naming the step that trains it when it is
+    missing or was trained on another catalogue (`trained_on` record)."""
+    fix = "run `fashiongen train-classifiers` (the demo and the nightly run do)"
+    if not storage.exists(uri):
+        raise CheckpointError(f"no {role} category classifier at {uri!r}: {fix}")
+    model = load_classifier(uri)
+    if {k: model.meta.get(k) for k in catalogue_record} != catalogue_record:
+        raise CheckpointError(f"the {role} category classifier at {uri!r} was trained on another catalogue "
+                              f"({model.meta.get('items')} items): {fix}")
+    return model

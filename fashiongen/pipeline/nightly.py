@@ -15,8 +15,10 @@
    the night designs with design.mode=amortised+refine. The designer stays valid while only users' θ move (the
    refresh never touches the image network); when the recommender's image network or the generator changed since
    it was trained, it is retrained first (Ray Train, resuming a crashed retrain). Without one: design.mode as set.
-5. Generate and publish: the Ray Data designs job in incremental mode with the refreshed model, so only users whose
-   vector changed (or who were never designed) get new designs. A crash resumes on rerun.
+5. Generate and publish: the catalogue's category classifiers are trained first when missing or stale
+   (`fashiongen.training.classifier.train_classifiers`, a no-op on an unchanged catalogue), then the Ray Data designs
+   job runs in incremental mode with the refreshed model, so only users whose vector changed (or who were never
+   designed) get new designs. A crash resumes on rerun.
 """
 from __future__ import annotations
 
@@ -136,6 +138,7 @@ def run_nightly(cfg: Config, force: bool = False, ray_address: str | None = None
     from fashiongen.lake.table import Lake
     from fashiongen.lake.layout import today_utc, validate_run_date
     from fashiongen.report.page import write_report
+    from fashiongen.training.classifier import train_classifiers
 
     run_date = validate_run_date(cfg.run_date or today_utc())
     if publish.run_status(Lake.of(cfg), run_date) == publish.RunStatus.COMPLETE and not force:
@@ -150,6 +153,7 @@ def run_nightly(cfg: Config, force: bool = False, ray_address: str | None = None
     generation = dataclasses.replace(cfg.generation, recommender_uri=report["model_uri"], incremental=True)
     run_cfg, why = design_settings(dataclasses.replace(cfg, run_date=run_date, generation=generation), ray_address)
     print(f"nightly {run_date}: {why}")
+    train_classifiers(run_cfg)
     summary = run_generation(run_cfg, force=force, ray_address=ray_address)
     write_report(run_cfg, run_date)  # LakePaths.report(run_date)
     return summary

@@ -32,8 +32,8 @@ def setup(tmp_path_factory):
     base = tmp_path_factory.mktemp("crash")
     cfg = load_config(None, [f"data.catalogue_uri={base}/catalogue", "data.max_items=300",
                              f"simulation.num_users={NUM_USERS}", "recommender.k=8"])
-    catalogue = fmnist_catalogue_with_models(cfg, str(base / "dvbpr.pt"), str(base / "generator.pt"))
     lake = str(base / "lake")
+    catalogue = fmnist_catalogue_with_models(cfg, str(base / "dvbpr.pt"), str(base / "generator.pt"), lake)
     args = ["generate", f"lake_uri={lake}", f"data.catalogue_uri={cfg.data.catalogue_uri}", f"run_date={DATE}",
             f"generation.recommender_uri={base / 'dvbpr.pt'}", f"generation.generator_uri={base / 'generator.pt'}",
             "design.restarts=4", "design.steps=20", f"design.top_k={TOP_K}", "design.batch_pairs=4",

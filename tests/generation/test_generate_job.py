@@ -14,7 +14,8 @@ from fashiongen.config import load_config
 from fashiongen.lake import layout, publish, reader
 from fashiongen.lake.paths import LakePaths
 from fashiongen.lake.table import Lake
-from fixtures import catalog_override, fmnist_catalogue_with_models, lake_at, needs_fmnist
+from fashiongen.models.contract import CheckpointError
+from fixtures import catalog_override, copy_classifiers, fmnist_catalogue_with_models, lake_at, needs_fmnist
 
 pytestmark = needs_fmnist
 NUM_USERS, TOP_K = 8, 2
@@ -27,12 +28,15 @@ def models(tmp_path_factory):
     cfg = load_config(None, [f"data.catalogue_uri={base}/catalogue", "data.max_items=300",
                              f"simulation.num_users={NUM_USERS}", "recommender.k=8"])
     rec_uri, gan_uri = str(base / "models" / "dvbpr.pt"), str(base / "models" / "generator.pt")
-    catalogue = fmnist_catalogue_with_models(cfg, rec_uri, gan_uri)
+    catalogue = fmnist_catalogue_with_models(cfg, rec_uri, gan_uri, classifiers_lake=str(base / "classifiers"))
     return {"catalogue_uri": cfg.data.catalogue_uri, "rec_uri": rec_uri, "gan_uri": gan_uri,
+            "classifiers_lake": str(base / "classifiers"),
             "categories": catalogue.categories, "user_ids": list(catalogue.user_ids)}
 
 
 def job_config(models, lake: Lake | str, *extra: str):
+    """The job's config on `lake`, which gets the catalogue's category classifiers (`train-classifiers`) if it has none."""
+    copy_classifiers(models["classifiers_lake"], lake.uri if isinstance(lake, Lake) else lake)
     return load_config(None, [
         *catalog_override(lake if isinstance(lake, Lake) else Lake(lake)),
         f"data.catalogue_uri={models['catalogue_uri']}", "run_date=2026-11-26",
@@ -268,7 +272,19 @@ def test_a_named_judge_that_is_missing_or_the_climbed_model_is_a_one_line_error(
         with pytest.raises(GenerationError, match=words) as info:
             run_generation(job_config(models, lake, f"generation.judge_uri={judge}"))
         assert "generation.judge_uri" in str(info.value) and "\n" not in str(info.value)
-    assert not Path(lake).exists()  # checked before the lake is touched
+    assert [p.name for p in Path(lake).iterdir()] == ["models"]  # checked before the lake is touched (its classifiers)
+
+
+def test_a_missing_category_classifier_is_a_one_line_error_and_the_job_trains_none(tmp_path, models):
+    from fashiongen.generation.job import run_generation
+
+    lake = str(tmp_path / "lake")
+    cfg = load_config(None, [f"lake_uri={lake}", f"data.catalogue_uri={models['catalogue_uri']}", "run_date=2026-11-26",
+                             f"generation.recommender_uri={models['rec_uri']}",
+                             f"generation.generator_uri={models['gan_uri']}"])
+    with pytest.raises(CheckpointError, match="no guard category classifier at .*fashiongen train-classifiers") as info:
+        run_generation(cfg)
+    assert "\n" not in str(info.value) and not Path(lake).exists()  # checked before the lake is touched
 
 
 @pytest.mark.slow

@@ -21,14 +21,24 @@ from fixtures import fmnist_catalogue_with_models, needs_fmnist
 DATE = "2026-11-26"
 
 
-def _error(capsys, *argv: str) -> str:
-    """Run the CLI: it must exit 2 with one `error:` line and start no Ray."""
+@pytest.fixture(autouse=True)
+def _no_ray(monkeypatch):
+    """Every refusal here comes before Ray: the process looks Ray-less (a session Ray may be up) and starting Ray
+    fails the test."""
     import ray
 
+    def started(*args, **kwargs):
+        raise AssertionError("the command started Ray before refusing its input")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", started)
+
+
+def _error(capsys, *argv: str) -> str:
+    """Run the CLI: it must exit 2 with one `error:` line (and start no Ray, see _no_ray)."""
     assert cli.main(list(argv)) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert not ray.is_initialized()
     return err
 
 
@@ -42,7 +52,8 @@ def shop(tmp_path_factory):
     base = tmp_path_factory.mktemp("hostile")
     cfg = load_config(None, [f"data.catalogue_uri={base}/catalogue", "data.max_items=200",
                              "simulation.num_users=6", "recommender.k=8"])
-    catalogue = fmnist_catalogue_with_models(cfg, str(base / "dvbpr.pt"), str(base / "generator.pt"))
+    catalogue = fmnist_catalogue_with_models(cfg, str(base / "dvbpr.pt"), str(base / "generator.pt"),
+                                             str(base / "lake"))
     pop = PopRank()
     pop.fit(catalogue)
     pop.save(str(base / "poprank.pt"))

@@ -18,6 +18,7 @@ from fashiongen.commands import design
 from fashiongen.generation.pictures import SheetRow, contact_sheet, save_png, trajectory_strip
 from fashiongen.lake.layout import id_key
 from fashiongen.models.gan import ConditionalGAN
+from fashiongen.training.classifier import train_classifiers
 from fixtures import BAR_CATEGORIES, BAR_SIZE, bar_catalogue
 from test_engine import TinyVisualRecommender
 
@@ -62,6 +63,7 @@ def lake(tmp_path_factory, shared_catalogue):
     torch.manual_seed(0)
     gan = ConditionalGAN("small", 8, BAR_CATEGORIES, (1, BAR_SIZE, BAR_SIZE))
     gan.save(storage.join(str(root), "models", "generator.pt"))
+    train_classifiers(load_config(None, [f"lake_uri={root}", f"data.catalogue_uri={catalogue_uri}"]))
     return root, catalogue_uri
 
 
@@ -94,3 +96,9 @@ def test_design_command_errors(lake):
     missing = load_config(None, [f"lake_uri={root / 'elsewhere'}", f"data.catalogue_uri={catalogue_uri}"])
     with pytest.raises(FashiongenError, match="no checkpoint"):
         design.run(missing, argparse.Namespace(user="u1", categories="", from_item="", device="cpu"))
+    no_guard = load_config(None, [f"lake_uri={root / 'elsewhere'}", f"data.catalogue_uri={catalogue_uri}",
+                                  f"generation.recommender_uri={root}/models/recommender/dvbpr.pt",
+                                  f"generation.generator_uri={root}/models/generator.pt"])
+    with pytest.raises(FashiongenError, match="no guard category classifier at .*fashiongen train-classifiers"):
+        design.run(no_guard, argparse.Namespace(user="u1", categories="", from_item="", device="cpu"))
+    assert not (root / "elsewhere").exists()  # design trains nothing

@@ -56,7 +56,7 @@ def test_demo_runs_the_pipeline_and_a_rerun_reuses_it(tmp_path):
             f"generation.judge_uri={lake}/models/recommender/judge.pt", "run_date=2026-11-26"]
     out = demo(args, tmp_path)
     assert "lift, oracle (true preference, simulated shoppers)" in out
-    assert "=== [10/11] contact sheets" in out and "=== [11/11] report" in out
+    assert "=== [11/12] contact sheets" in out and "=== [12/12] report" in out
 
     # A quiet console: each progress line once (DVBPR, its judge and the GAN each print one per epoch), none of
     # Ray's internal chatter, and the report's path is the last line.

@@ -1,10 +1,11 @@
 """The nightly run submitted as a real Ray job: `ray start --head` on 127.0.0.1, `ray job submit --submission-id
-nightly-<date>`, outputs checked in the lake, the same date refused or a no-op, and `ray stop` at the end."""
+nightly-<date>`, outputs checked in the lake, the same date refused or a no-op, and that head stopped at the end."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -33,7 +34,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
-    """A simulated Fashion-MNIST catalogue and real (untrained) DVBPR + LSGAN where training would put them."""
+    """A simulated Fashion-MNIST catalogue, real (untrained) DVBPR + LSGAN and the category classifiers where the
+    pipeline would put them."""
     from fashiongen.lake.paths import LakePaths
 
     root = tmp_path_factory.mktemp("nightly")
@@ -44,48 +46,59 @@ def lake(tmp_path_factory):
     cfg = load_config(None, overrides)
     paths = LakePaths.of(cfg)
     catalogue = fmnist_catalogue_with_models(cfg, paths.recommender_model(cfg.recommender.model),
-                                             paths.generator_model())
+                                             paths.generator_model(), cfg.lake_uri)
     return cfg, overrides, list(catalogue.user_ids)
+
+
+AGENT_PORTS = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
+               "metrics-export-port", "ray-client-server-port")
 
 
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
-    """A Ray head started by the CLI, as on a cluster; stopped (`ray stop`) however the tests end."""
-    import ray
-
-    assert not ray.is_initialized(), "this module needs no in-process Ray: `ray stop` would kill it"
+    """A Ray head started by the CLI, as on a cluster (`ray start --head --block`, in a process group of its own);
+    stopped however the tests end by terminating that command, which shuts down its node's processes. Never
+    `ray stop`: it would stop every Ray on the machine, the session's shared one (conftest's ray_local) too."""
     ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
     temp_dir = tmp_path_factory.mktemp("ray")
     dashboard = _free_port()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "RAY_DATA_DISABLE_PROGRESS_BARS": "1", "OMP_NUM_THREADS": "1"}
     env.pop("RAY_ADDRESS", None)
-    subprocess.run([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={_free_port()}",
-                    "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-                    "--num-cpus=2", f"--temp-dir={temp_dir}", "--disable-usage-stats"],
-                   check=True, env=env, capture_output=True, timeout=180)
+    head = subprocess.Popen([ray_bin, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+                             f"--port={_free_port()}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                             f"--dashboard-port={dashboard}", "--num-cpus=2", f"--temp-dir={temp_dir}",
+                             "--disable-usage-stats",
+                             # the agents' default ports are taken by the session's shared Ray (conftest's
+                             # ray_local): on them this head's job agent never comes up ("No available agent")
+                             *(f"--{name}={_free_port()}" for name in AGENT_PORTS)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     address = f"http://127.0.0.1:{dashboard}"
     try:
-        for _ in range(120):  # the job agent comes up a little after `ray start` returns
-            if subprocess.run([ray_bin, "job", "list", "--address", address], env=env, capture_output=True,
-                              timeout=60).returncode == 0:
+        deadline = time.monotonic() + 300
+        while True:  # the job agent registers a while after the head answers: ready when a no-op job runs
+            assert head.poll() is None, f"`ray start --head` exited with {head.returncode}"
+            probe = subprocess.run([ray_bin, "job", "submit", "--address", address, "--", "python", "-c", "pass"],
+                                   env=env, capture_output=True, text=True, timeout=120)
+            if probe.returncode == 0:
                 break
-            time.sleep(1)
+            assert time.monotonic() < deadline, f"the head's job agent never came up: {probe.stderr[-2000:]}"
+            time.sleep(2)
         yield ray_bin, address, env
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        os.killpg(head.pid, signal.SIGTERM)  # --block: its node's processes are shut down with it
+        try:
+            head.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
 
 
 def _submit(ray_head, submission_id: str, *args: str) -> subprocess.CompletedProcess:
     ray_bin, address, env = ray_head
-    for _ in range(30):  # on a loaded machine the head's job agent may not be registered yet: not our job's fault
-        done = subprocess.run([ray_bin, "job", "submit", "--address", address, "--submission-id", submission_id,
-                               "--working-dir", str(REPO), "--", "python", "jobs/nightly.py", *args],
-                              env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
-        if "No available agent" not in done.stdout + done.stderr:
-            return done
-        time.sleep(2)
-    return done
+    return subprocess.run([ray_bin, "job", "submit", "--address", address, "--submission-id", submission_id,
+                           "--working-dir", str(REPO), "--", "python", "jobs/nightly.py", *args],
+                          env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
 
 
 def test_nightly_jobs_design_changed_users_and_a_date_runs_once(lake, ray_head):
