@@ -241,15 +241,20 @@ class GroundTruth:
         category_idx = np.asarray(category_idx, np.int64)
         return standardise(oracle_features(images, self.taste), category_idx, self.feature_mean, self.feature_std)
 
+    def real_range(self) -> np.ndarray:
+        """(C, 2, F) each category's real 1-99% range (EXTRAPOLATION_RANGE) of the standardised attributes."""
+        if self._real_range is None:
+            num_f = self.item_z.shape[1]
+            self._real_range = np.stack([np.stack([np.quantile(self.item_z[self.item_category == c], q, axis=0)
+                                                   if (self.item_category == c).any() else np.zeros(num_f)
+                                                   for q in EXTRAPOLATION_RANGE], axis=0)
+                                         for c in range(len(self.categories))]).astype(np.float32)
+        return self._real_range
+
     def extrapolation(self, z: np.ndarray, category_idx: np.ndarray) -> np.ndarray:
         """(N,) how far standardised attributes z (N, F) leave their category's real 1-99% range: the largest excess
         over the attributes, in the category's std units (0 inside the range)."""
-        if self._real_range is None:
-            self._real_range = np.stack([np.stack([np.quantile(self.item_z[self.item_category == c], q, axis=0)
-                                                   if (self.item_category == c).any() else np.zeros(z.shape[1])
-                                                   for q in EXTRAPOLATION_RANGE], axis=0)
-                                         for c in range(len(self.categories))]).astype(np.float32)  # (C, 2, F)
-        bounds = self._real_range[np.asarray(category_idx, np.int64)]
+        bounds = self.real_range()[np.asarray(category_idx, np.int64)]
         excess = np.maximum(bounds[:, 0] - z, z - bounds[:, 1])
         return np.maximum(excess.max(axis=1), 0.0).astype(np.float32)
 
