@@ -42,6 +42,7 @@ class RunSummary:
     verdicts: dict[str, dict[str, float]] = field(default_factory=dict)  # judge -> judges.compare of its lifts
     composition: dict[str, float] = field(default_factory=dict)  # what a win is made of (composition_of)
     realism: dict = field(default_factory=dict)  # fashiongen.evaluation.realism.design_realism of a sample
+    bound: dict = field(default_factory=dict)  # the design bound on the run's pairs (bound_on_pairs)
     record: dict = field(default_factory=dict)  # the run's snapshot record (reader.run_info)
 
     def to_json(self) -> bytes:
@@ -51,7 +52,7 @@ class RunSummary:
     @classmethod
     def from_json(cls, data: bytes) -> "RunSummary":
         fields = json.loads(data)
-        for name in ("lift", "oracle_lift", "composition"):
+        for name in ("lift", "oracle_lift", "composition", "bound"):
             fields[name] = _nan(fields.get(name) or {})
         fields["verdicts"] = {judge: _nan(v) for judge, v in (fields.get("verdicts") or {}).items()}
         return cls(**{f.name: fields[f.name] for f in dataclasses.fields(cls) if f.name in fields})
@@ -76,6 +77,8 @@ class RunSummary:
         if self.verdicts:
             lines += ["", "Best design against the best real item of the category (retrieved, or truly best), per "
                       "judge:", "", format_verdicts(self.verdicts)]
+        if self.bound:
+            lines += ["", f"- {format_bound(self.bound)}"]
         if self.composition:
             lines += ["", f"- {format_composition(self.composition)}"]
         if self.realism:
@@ -160,10 +163,11 @@ def _reason_class(reason: str) -> str:
     return reason.split(" (")[0]
 
 
+TRUE_TASTE, TRULY_BEST = "true taste (simulated shoppers)", "true taste vs the truly best real item"
 JUDGES = {  # judge -> (the designs' column, the real items' column: the retrieved ones, or the truly best one)
     "learned scorer (climbed)": ("score", "dataset_top_scores"),
-    "true taste (simulated shoppers)": ("oracle_score", "dataset_oracle_scores"),
-    "true taste vs the truly best real item": ("oracle_score", "oracle_category_best"),
+    TRUE_TASTE: ("oracle_score", "dataset_oracle_scores"),
+    TRULY_BEST: ("oracle_score", "oracle_category_best"),
     "held-out scorer": ("judge_score", "dataset_judge_scores"),
 }
 COMPOSITION = {  # what a win is made of: per-design columns (averaged over a pair's designs) -> summary name
@@ -172,7 +176,7 @@ COMPOSITION = {  # what a win is made of: per-design columns (averaged over a pa
     "oracle_diversity": "diversity of the kept designs",
     "dataset_oracle_diversity": "diversity of the retrieved real items",
 }
-SUMMARY_COLUMNS = ["pair_id", "category", "rank", "lift", *dict.fromkeys(c for cols in JUDGES.values() for c in cols),
+SUMMARY_COLUMNS = ["pair_id", "user_id", "category", "rank", "lift", *dict.fromkeys(c for cols in JUDGES.values() for c in cols),
                    *COMPOSITION]
 
 
@@ -205,11 +209,11 @@ def _composition(batch: pa.RecordBatch) -> np.ndarray:
 
 
 def pair_table(batches: Iterable[pa.RecordBatch]) -> pa.Table:
-    """One row per designed pair, from streamed batches of SUMMARY_COLUMNS: pair_id, category, the rank-1 design's
+    """One row per designed pair, from streamed batches of SUMMARY_COLUMNS: pair_id, user_id, category, the rank-1 design's
     lift, per judge `<design column>_max` (its best design) / `<real column>_max` (its best real item, NaN where a
     pair lacks a rank-1 row), and each COMPOSITION column averaged over the pair's designs (NaN where absent). Only
     compact per-row arrays are held: 16-byte pair keys and floats."""
-    keys, designs, composition, first_keys, first_cats, first_values = [], [], [], [], [], []
+    keys, designs, composition, first_keys, first_cats, first_users, first_values = [], [], [], [], [], [], []
     for batch in batches:
         key = layout.pair_id_bytes(batch.column("pair_id"), "the run")
         keys.append(key)
@@ -218,6 +222,7 @@ def pair_table(batches: Iterable[pa.RecordBatch]) -> pa.Table:
         first = pc.equal(batch.column("rank"), 1).to_numpy(zero_copy_only=False)
         first_keys.append(key[first])
         first_cats.append(batch.column("category").filter(pa.array(first)))
+        first_users.append(batch.column("user_id").filter(pa.array(first)))
         first_values.append(np.column_stack([_floats(batch.column("lift")).reshape(-1, 1)[first],
                                              *[_real_best(batch.column(real))[first] for _, real in JUDGES.values()]]))
     if not keys:
@@ -238,9 +243,11 @@ def pair_table(batches: Iterable[pa.RecordBatch]) -> pa.Table:
     row[at] = np.arange(len(at))
     values = np.full((len(pairs), 1 + len(JUDGES)), np.nan)
     values[at] = np.concatenate(first_values)
-    category = pa.concat_arrays([c.cast(pa.string()) for c in first_cats]).take(pa.array(row, mask=row < 0))
-    columns = {"pair_id": layout.pair_ids_of_bytes(pairs.view(np.uint8).reshape(-1, 16)), "category": category,
-               "lift": values[:, 0]}
+    take = pa.array(row, mask=row < 0)
+    category = pa.concat_arrays([c.cast(pa.string()) for c in first_cats]).take(take)
+    user = pa.concat_arrays([u.cast(pa.string()) for u in first_users]).take(take)
+    columns = {"pair_id": layout.pair_ids_of_bytes(pairs.view(np.uint8).reshape(-1, 16)), "user_id": user,
+               "category": category, "lift": values[:, 0]}
     for k, (design, real) in enumerate(JUDGES.values()):
         columns[f"{design}_max"] = best[:, k]
         columns[f"{real}_max"] = values[:, 1 + k]
@@ -289,10 +296,11 @@ def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
     if pairs.num_rows:
         summary.lift = _distribution(pairs.column("lift").to_numpy(zero_copy_only=False).astype(float))
     lifts = pair_lifts(pairs)
-    truth = lifts.get("true taste (simulated shoppers)")
+    truth = lifts.get(TRUE_TASTE)
     if truth is not None:  # true preference of the user's best design minus that of the best retrieved real item
         summary.oracle_lift = _distribution(truth.column("lift").to_numpy())
     summary.verdicts = verdicts_of(lifts)
+    summary.bound = bound_on_pairs(cfg.data.catalogue_uri, pairs, lifts)
     summary.composition = composition_of(pairs)
     designed = pairs.num_rows
     del pairs, lifts, truth
@@ -301,6 +309,51 @@ def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
         summary.realism = run_realism(cfg, run_date)
     summary.record = reader.run_info(Lake.of(cfg), run_date)
     return summary
+
+
+def bound_on_pairs(catalogue_uri: str, pairs: pa.Table, lifts: dict[str, pa.Table]) -> dict[str, float]:
+    """The design bound (evaluation.design_bound: a perfect Φ and a perfect generator, the higher estimator) on the
+    pairs a run's true taste judged, beside that run's own win shares and their ratio; {} without a true taste or
+    without the catalogue's truth."""
+    from fashiongen.data.contract import load_catalogue
+    from fashiongen.data.oracle import load_truth, truth_exists
+    from fashiongen.evaluation.design_bound import ESTIMATORS, design_bound
+
+    if TRUE_TASTE not in lifts or TRULY_BEST not in lifts or not truth_exists(catalogue_uri):
+        return {}  # no truth to bound with (a catalogue moved since the run: its verdicts stand on their own)
+    retrieved_lift = lifts[TRUE_TASTE].column("lift").to_numpy()
+    best_lift = lifts[TRULY_BEST].column("lift").to_numpy()
+    catalogue = load_catalogue(catalogue_uri, with_images=False)
+    user_idx, category_idx = (pc.index_in(pairs.column(name), value_set=pa.array(values)).to_numpy(
+        zero_copy_only=False) for name, values in (("user_id", catalogue.user_ids.astype(str)),
+                                                   ("category", catalogue.categories)))  # NaN: not in the catalogue
+    keep = np.isfinite(retrieved_lift) & np.isfinite(best_lift) & np.isfinite(user_idx) & np.isfinite(category_idx)
+    if not keep.any():
+        return {}
+    truth = load_truth(catalogue_uri, catalogue)
+    user_idx, category_idx = user_idx[keep].astype(np.int64), category_idx[keep].astype(np.int64)
+    verdicts = {name: design_bound(truth, catalogue, user_idx, category_idx, estimate(truth, catalogue, user_idx,
+                                                                                      category_idx))
+                for name, estimate in ESTIMATORS.items()}
+    estimator = max(verdicts, key=lambda name: verdicts[name]["beats_retrieved"].mean())
+    bound_retrieved = float(verdicts[estimator]["beats_retrieved"].mean())
+    bound_best = float(verdicts[estimator]["beats_best"].mean())
+    run_retrieved, run_best = float((retrieved_lift[keep] > 0).mean()), float((best_lift[keep] > 0).mean())
+    return {"pairs": float(keep.sum()), "estimator": estimator,
+            "bound vs best retrieved": bound_retrieved, "bound vs truly best": bound_best,
+            "run vs best retrieved": run_retrieved, "run vs truly best": run_best,
+            "share of the bound": run_retrieved / bound_retrieved if bound_retrieved else math.nan,
+            "share of the bound, truly best": run_best / bound_best if bound_best else math.nan}
+
+
+def format_bound(bound: dict) -> str:
+    """One line: the run's true-taste wins against what a perfect Φ and a perfect generator reach on its pairs."""
+    b = bound
+    return (f"design bound on these {b['pairs']:.0f} pairs (a perfect Φ and a perfect generator, {b['estimator']} "
+            f"estimate of the shopper's ideal): {b['bound vs best retrieved']:.1%} beat the best retrieved real item, "
+            f"{b['bound vs truly best']:.1%} the truly best; this run {b['run vs best retrieved']:.1%} and "
+            f"{b['run vs truly best']:.1%}, {b['share of the bound']:.2f} and {b['share of the bound, truly best']:.2f} "
+            f"of the bound")
 
 
 def run_realism(cfg: Config, run_date: str) -> dict:

@@ -25,8 +25,9 @@ from fashiongen import storage
 from fashiongen.config import Config
 from fashiongen.errors import FashiongenError
 from fashiongen.evaluation.recommender_eval import METRICS, auc_cell
-from fashiongen.generation.summary import (JUDGES, SUMMARY_COLUMNS, RunSummary, format_composition, judge_verdicts,
-                                          load_summary, pair_lifts, pair_table, save_summary, summarise)
+from fashiongen.generation.summary import (JUDGES, SUMMARY_COLUMNS, RunSummary, format_bound, format_composition,
+                                          judge_verdicts, load_summary, pair_lifts, pair_table, save_summary,
+                                          summarise)
 from fashiongen.lake import reader
 from fashiongen.lake.layout import id_key, validate_run_date
 from fashiongen.lake.paths import LakePaths
@@ -118,8 +119,9 @@ def _judges_section(summary: RunSummary) -> str:
     table = _table(["judge", "pairs", "design wins", "mean lift", "median lift", "lift / best real", "p (sign)",
                     "p (perm.)"], rows)
     made_of = f'<p>{escape(format_composition(summary.composition))}.</p>' if summary.composition else ""
+    bound = f'<p>{escape(format_bound(summary.bound))}.</p>' if summary.bound else ""
     return ('<p>Best design of each pair against the best real item of its category (the best retrieved one, or the '
-            'truly best one for the shopper), each scored by the same judge.</p>' + table + made_of)
+            'truly best one for the shopper), each scored by the same judge.</p>' + table + bound + made_of)
 
 
 def _realism_section(realism: dict) -> str:
@@ -268,7 +270,7 @@ def write_report(cfg: Config, run_date: str | None = None, *, users: int = SAMPL
     date = _resolve(cfg, run_date)
     summary = run_summary(cfg, date)
     record = reader.run_info(Lake.of(cfg), date)
-    run = reader.read_run(Lake.of(cfg), date, columns=[*SUMMARY_COLUMNS, "user_id"])
+    run = reader.read_run(Lake.of(cfg), date, columns=SUMMARY_COLUMNS)
     sampled = sample_users(run, users)
     designs = reader.read_run(Lake.of(cfg), date, user_id=sampled)  # one scan for every sampled user's images
     sheets = "".join(_user_sheet(cfg, date, user, designs.filter(pc.equal(designs.column("user_id"), user)))

@@ -239,7 +239,7 @@ def write_judge(models, seed: int = 1) -> str:
 @pytest.mark.slow
 def test_three_judges_realism_and_redesign_from_items_in_the_job(ray_local, tmp_path, models):
     from fashiongen.generation.job import run_generation
-    from fashiongen.generation.summary import JUDGES
+    from fashiongen.generation.summary import JUDGES, TRUE_TASTE
 
     judge_uri = write_judge(models)
     cfg = job_config(models, str(tmp_path / "lake"), f"generation.judge_uri={judge_uri}", "design.mode=from_items",
@@ -253,6 +253,11 @@ def test_three_judges_realism_and_redesign_from_items_in_the_job(ray_local, tmp_
     assert np.isfinite(summary.realism["fid_ratio"])
     text = summary.to_markdown()
     assert "held-out scorer" in text and "realism" in text
+    bound, truth = summary.bound, summary.verdicts[TRUE_TASTE]  # the design bound on the same pairs
+    assert bound["pairs"] == truth["pairs"] and bound["run vs best retrieved"] == pytest.approx(truth["win_share"])
+    assert 0 <= bound["bound vs truly best"] <= bound["bound vs best retrieved"] <= 1
+    assert bound["share of the bound"] == pytest.approx(truth["win_share"] / bound["bound vs best retrieved"])
+    assert f"design bound on these {summary.pairs_done} pairs" in text
     table = reader.read_run(cfg.lake_uri, cfg.run_date)
     assert table.column("judge_score").null_count == 0 and table.column("dataset_judge_scores").null_count == 0
     assert set(table.column("mode").to_pylist()) == {"from_items"}

@@ -31,6 +31,7 @@ def test_verdicts_take_each_judges_best_design_and_best_real_item():
                              pa.array([0.8, 0.8, 0.4, 0.4], pa.float32()))  # the truly best real item per pair
     v = judge_verdicts(table.to_batches())
     assert set(v) == set(JUDGES)
+    assert pair_table(table.to_batches(max_chunksize=1)).column("user_id").to_pylist() == ["u", "u"]
     learned, truth, truly_best, held_out = (v[name] for name in JUDGES)
     assert learned["win_share"] == 0.5 and learned["mean_lift"] == pytest.approx((1.0 - 1.0) / 2)
     assert truth["win_share"] == 0.5 and truth["mean_lift"] == pytest.approx(((0.9 - 0.5) + (0.1 - 0.2)) / 2)
