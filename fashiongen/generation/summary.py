@@ -312,7 +312,7 @@ def summarise(summary: RunSummary, cfg: Config, run_date: str) -> RunSummary:
 
 
 def bound_on_pairs(catalogue_uri: str, pairs: pa.Table, lifts: dict[str, pa.Table]) -> dict[str, float]:
-    """The design bound (evaluation.design_bound: a perfect Φ and a perfect generator, the higher estimator) on the
+    """The design bound (evaluation.design_bound: a perfect Φ and a perfect generator, the best estimator) on the
     pairs a run's true taste judged, beside that run's own win shares and their ratio; {} without a true taste or
     without the catalogue's truth."""
     from fashiongen.data.contract import load_catalogue
@@ -335,9 +335,11 @@ def bound_on_pairs(catalogue_uri: str, pairs: pa.Table, lifts: dict[str, pa.Tabl
     verdicts = {name: design_bound(truth, catalogue, user_idx, category_idx, estimate(truth, catalogue, user_idx,
                                                                                       category_idx))
                 for name, estimate in ESTIMATORS.items()}
-    estimator = max(verdicts, key=lambda name: verdicts[name]["beats_retrieved"].mean())
-    bound_retrieved = float(verdicts[estimator]["beats_retrieved"].mean())
-    bound_best = float(verdicts[estimator]["beats_best"].mean())
+    on_retrieved = max(verdicts, key=lambda name: verdicts[name]["beats_retrieved"].mean())
+    on_best = max(verdicts, key=lambda name: verdicts[name]["beats_best"].mean())
+    estimator = on_retrieved if on_retrieved == on_best else f"{on_retrieved} / {on_best}"
+    bound_retrieved = float(verdicts[on_retrieved]["beats_retrieved"].mean())
+    bound_best = float(verdicts[on_best]["beats_best"].mean())
     run_retrieved, run_best = float((retrieved_lift[keep] > 0).mean()), float((best_lift[keep] > 0).mean())
     return {"pairs": float(keep.sum()), "estimator": estimator,
             "bound vs best retrieved": bound_retrieved, "bound vs truly best": bound_best,
