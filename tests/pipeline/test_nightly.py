@@ -86,10 +86,10 @@ def ray_head(tmp_path_factory):
             time.sleep(2)
         yield ray_bin, address, env
     finally:
-        os.killpg(head.pid, signal.SIGTERM)  # --block: its node's processes are shut down with it
+        os.killpg(head.pid, signal.SIGTERM)  # the node's processes share the group: each gets it at once
         try:
-            head.wait(timeout=120)
-        except subprocess.TimeoutExpired:
+            head.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # `--block` then stops them one by one, ~30 s: nothing here needs that
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
 
