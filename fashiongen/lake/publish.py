@@ -6,7 +6,7 @@
         CheckpointConfig(id_column="pair_id", checkpoint_path=plan.checkpoint_uri, delete_checkpoint_on_success=False)
     publish_run(lake, run_date, model_version=..., config=cfg)   # verifies, commits the snapshot, drops checkpoint
 
-Why stage and then commit rather than Ray's `write_iceberg`: Ray Data's checkpoint records a block's pair ids as soon
+Why stage and then commit rather than Ray's `write_iceberg`: Ray Data's checkpoint commits a block's pair ids as soon
 as that block's files are written, while `write_iceberg` commits only when the whole write ends, so a crash in
 between would mark pairs done whose rows no snapshot holds. Here the files are staged in the attempt's folder under
 the table's location (`LakePaths.attempt`) and stay there across a crash, so a resume skips exactly the pairs on disk;
@@ -17,9 +17,16 @@ States of one date: `complete` (the table's current snapshot holds it), `partial
 images, not committed: a run crashed or is running), `absent`. The job must keep `delete_checkpoint_on_success=False`:
 `publish_run` deletes the checkpoint only after the commit, so a crash between "all rows written" and the commit
 resumes from a checkpoint that marks every pair done instead of recomputing (and duplicating) everything.
+
+A write task cut off mid-file (SIGKILL, a lost node) leaves a torn or unconfirmed data file: Ray Data writes a
+*pending* checkpoint (`<file prefix>.pending.parquet`) before the data file and renames it once the file is whole,
+and its resume deletes the data files a pending checkpoint names. Until then those files are not staged: every count
+here (`staged_files`, `dedupe_check`) skips them and reports how many (`DedupeReport.uncommitted`), and `publish_run`
+refuses while any is left.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -37,6 +44,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from fashiongen import faults, storage
 from fashiongen.lake.layout import DESIGNS_SCHEMA, LakeError, pair_id_bytes, validate_run_date
@@ -46,6 +54,7 @@ from fashiongen.lake.table import Lake, as_lake, committed_dates, file_uri, snap
 log = logging.getLogger(__name__)
 
 COMMIT_TRIES = 5  # optimistic commits retried when another writer committed first (another date, say)
+PENDING_SUFFIX = ".pending.parquet"  # Ray Data's checkpoint of a write not yet confirmed (two-phase commit)
 
 
 class RunStatus(StrEnum):
@@ -78,6 +87,7 @@ class DedupeReport:
     pairs: int  # unique pair_id
     designs: int  # unique (pair_id, rank)
     files: int
+    uncommitted: int = 0  # data files of writes cut off before their checkpoint committed (a resume deletes them)
 
     @property
     def duplicate_rows(self) -> int:
@@ -104,14 +114,31 @@ def _new_attempt(lake: Lake, run_date: str) -> str:
 
 
 def staged_files(lake: Lake | str, run_date: str) -> list[str]:
-    """URIs of the Parquet files the current attempt at `run_date` wrote (hidden `_`/`.` and temp names excluded)."""
-    lake = as_lake(lake)
+    """URIs of the Parquet files the current attempt at `run_date` wrote whole (hidden `_`/`.` names and the files of
+    writes whose checkpoint is still pending excluded: see `uncommitted_files`)."""
+    return _attempt_files(as_lake(lake), run_date)[0]
+
+
+def uncommitted_files(lake: Lake | str, run_date: str) -> list[str]:
+    """URIs of the current attempt's data files whose write was cut off before Ray Data confirmed it (a pending
+    checkpoint names their prefix): possibly torn, never counted, deleted by the resume."""
+    return _attempt_files(as_lake(lake), run_date)[1]
+
+
+def _attempt_files(lake: Lake, run_date: str) -> tuple[list[str], list[str]]:
+    """(staged, uncommitted) data files of the current attempt at `run_date`."""
     attempt = current_attempt(lake, run_date)
     if not attempt:
-        return []
+        return [], []
     base = lake.paths.attempt(run_date, attempt)
-    return [storage.join(base, f) for f in storage.list_files(base)
-            if f.endswith(".parquet") and not any(part.startswith(("_", ".")) for part in f.split("/"))]
+    pending = tuple(name[:-len(PENDING_SUFFIX)] for name in storage.list_files(lake.paths.checkpoint(run_date))
+                    if "/" not in name and name.endswith(PENDING_SUFFIX))
+    staged, uncommitted = [], []
+    for f in storage.list_files(base):
+        if f.endswith(".parquet") and not any(part.startswith(("_", ".")) for part in f.split("/")):
+            (uncommitted if pending and f.rsplit("/", 1)[-1].startswith(pending) else staged).append(
+                storage.join(base, f))
+    return staged, uncommitted
 
 
 def _committed_attempts(lake: Lake, run_date: str) -> set[str]:
@@ -217,6 +244,28 @@ def _dataset(files: list[str]) -> ds.Dataset:
     return ds.dataset([storage.filesystem(f)[1] for f in files], format="parquet", filesystem=fs)
 
 
+@contextlib.contextmanager
+def _readable_parquet(files: list[str], run_date: str) -> Iterator[None]:
+    """Turn Arrow's error on a torn staged file (one Ray Data never knew of: another writer's) into a LakeError
+    naming the first such file and the fix."""
+    try:
+        yield
+    except pa.ArrowInvalid as exc:
+        bad = next((f for f in files if not _readable(f)), files[0])
+        raise LakeError(f"staged file {bad} of run {run_date} is not readable Parquet (a write cut off?); rerun "
+                        f"{run_date} with force=true ({str(exc).splitlines()[0][:120]})") from None
+
+
+def _readable(uri: str) -> bool:
+    fs, path = storage.filesystem(uri)
+    try:
+        with fs.open_input_file(path) as f:
+            pq.ParquetFile(f).schema_arrow
+        return True
+    except (pa.ArrowInvalid, OSError):
+        return False
+
+
 def _design_keys(pair_id: pa.Array, rank: pa.Array, run_date: str) -> np.ndarray:
     """One 20-byte key per row (the pair_id's 16 bytes, then its rank): a million designs hold 20 MB, not the
     strings and hash tables of an Arrow group-by."""
@@ -226,21 +275,25 @@ def _design_keys(pair_id: pa.Array, rank: pa.Array, run_date: str) -> np.ndarray
     return keys
 
 
-def _report(batches: Iterable[pa.RecordBatch], run_date: str, files: int) -> DedupeReport:
+def _report(batches: Iterable[pa.RecordBatch], run_date: str, files: int, uncommitted: int = 0) -> DedupeReport:
     """Counts over streamed (pair_id, rank) batches; only their compact keys are kept."""
     keys = [_design_keys(b.column("pair_id"), b.column("rank"), run_date) for b in batches]
     keys = np.concatenate(keys) if keys else np.empty((0, 20), np.uint8)
     pa.default_memory_pool().release_unused()  # the scanned batches are gone: give their buffers back
     pairs = np.unique(np.ascontiguousarray(keys[:, :16]).view("V16").ravel()).size
-    return DedupeReport(rows=len(keys), pairs=pairs, designs=np.unique(keys.view("V20").ravel()).size, files=files)
+    return DedupeReport(rows=len(keys), pairs=pairs, designs=np.unique(keys.view("V20").ravel()).size, files=files,
+                        uncommitted=uncommitted)
 
 
 def dedupe_check(lake: Lake | str, run_date: str) -> DedupeReport:
-    """Count rows, unique pair_ids and unique (pair_id, rank) over the current attempt's staged files."""
-    files = staged_files(lake, run_date)
+    """Count rows, unique pair_ids and unique (pair_id, rank) over the current attempt's staged files (and the
+    uncommitted files it skips)."""
+    files, uncommitted = _attempt_files(as_lake(lake), run_date)
     if not files:
-        return DedupeReport(rows=0, pairs=0, designs=0, files=0)
-    return _report(_dataset(files).to_batches(columns=["pair_id", "rank"]), run_date, len(files))
+        return DedupeReport(rows=0, pairs=0, designs=0, files=0, uncommitted=len(uncommitted))
+    with _readable_parquet(files, run_date):
+        return _report(_dataset(files).to_batches(columns=["pair_id", "rank"]), run_date, len(files),
+                       len(uncommitted))
 
 
 def _attachment(lake_uri: str, uri: str) -> dict[str, Any]:
@@ -270,17 +323,20 @@ def package_version() -> str:
 def check_staged(files: list[str], run_date: str, model_version: str, older_schema: bool = False) -> DedupeReport:
     """LakeError (naming the file or the count) unless the staged files are one run's designs, once each.
     `older_schema`: files may lack nullable columns added to DESIGNS_SCHEMA since (the table reads them as null)."""
-    dataset = _dataset(files)
-    for fragment in dataset.get_fragments():
+    with _readable_parquet(files, run_date):
+        dataset = _dataset(files)
+        schemas = [(fragment.path, fragment.physical_schema) for fragment in dataset.get_fragments()]
+    for path, schema in schemas:
         try:
-            empty = fragment.physical_schema.empty_table()
+            empty = schema.empty_table()
             if older_schema:
                 for f in DESIGNS_SCHEMA:
                     if f.nullable and f.name not in empty.column_names:
                         empty = empty.append_column(f.name, pa.nulls(0, f.type))
             conform_designs(empty)
         except LakeError as exc:
-            raise LakeError(f"file {fragment.path}: {exc}; rerun {run_date} with force=true") from None
+            raise LakeError(f"file {path}: {exc}; rerun {run_date} with force=true") from None
+
     def checked(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             _check_run_dates(batch.column("run_date"), run_date, f"run {run_date}")
@@ -290,8 +346,9 @@ def check_staged(files: list[str], run_date: str, model_version: str, older_sche
                                 "(a resume after a model change?); rerun it with force=true")
             yield batch
 
-    report = _report(checked(dataset.to_batches(columns=["run_date", "model_version", "pair_id", "rank"])), run_date,
-                     len(files))
+    with _readable_parquet(files, run_date):
+        report = _report(checked(dataset.to_batches(columns=["run_date", "model_version", "pair_id", "rank"])),
+                         run_date, len(files))
     if report.duplicate_rows:
         raise LakeError(f"run {run_date} has {report.duplicate_rows} duplicate (pair_id, rank) rows in "
                         f"{report.files} files; rerun it with force=true")
@@ -350,7 +407,10 @@ def publish_run(lake: Lake | str, run_date: str, *, model_version: str,
     validate_run_date(run_date)
     if not replace and run_date in committed_dates(lake):
         raise LakeError(f"run {run_date} in {lake.uri!r} is already published; rerun with force=true to replace it")
-    files = staged_files(lake, run_date)
+    files, uncommitted = _attempt_files(lake, run_date)
+    if uncommitted:
+        raise LakeError(f"run {run_date} in {lake.uri!r} has {len(uncommitted)} data files of writes cut off before "
+                        f"they finished (e.g. {uncommitted[0]}); rerun {run_date} to resume, which deletes them")
     if not files:
         raise LakeError(f"run {run_date} in {lake.uri!r} has no staged Parquet files (under "
                         f"{lake.paths.run_data(run_date)}); nothing to publish")

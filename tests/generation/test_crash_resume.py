@@ -95,10 +95,11 @@ def test_killed_at_every_stage_then_rerun_publishes_each_pair_exactly_once(setup
     assert code == -signal.SIGKILL, out[-2000:]
     assert _readers_see(lake) == nothing and _written(lake).rows == 0
 
-    process = _start(args)  # 2. mid-write: kill -9 from outside once the first designs file lands
-    run = Path(LakePaths(lake).run_data(DATE))
+    process = _start(args)  # 2. mid-write: kill -9 from outside once the first designs file is confirmed (others
+    checkpoint = Path(LakePaths(lake).checkpoint(DATE))  # may be half written: Ray's resume deletes those)
     deadline = time.monotonic() + 400
-    while process.poll() is None and time.monotonic() < deadline and not list(run.rglob("*.parquet")):
+    while process.poll() is None and time.monotonic() < deadline and not [
+            f for f in checkpoint.glob("*.parquet") if not f.name.endswith(publish.PENDING_SUFFIX)]:
         time.sleep(0.05)
     _reap(process)
     code, out = _finish(process)
@@ -110,7 +111,8 @@ def test_killed_at_every_stage_then_rerun_publishes_each_pair_exactly_once(setup
     code, out = _finish(_start(args, "generate.before_publish=kill"))  # 3. resume, killed before the commit
     assert code == -signal.SIGKILL, out[-2000:]
     full = _written(lake)
-    assert full.pairs == pairs and full.duplicate_rows == 0 and _readers_see(lake) == nothing
+    assert full.pairs == pairs and full.duplicate_rows == 0 and full.uncommitted == 0, full
+    assert _readers_see(lake) == nothing
 
     code, out = _finish(_start(args, "lake.before_catalog_commit=kill"))  # 4. killed inside the commit: the
     assert code == -signal.SIGKILL, out[-2000:]  # snapshot's files are written, the catalog does not point at them

@@ -226,6 +226,27 @@ def test_publish_refuses_bad_runs_and_commits_nothing(lake):
         publish_run(lake, D3, model_version="m1")
 
 
+def test_a_write_cut_off_mid_file_is_skipped_counted_then_refused_by_publish(lake):
+    """Ray Data's two-phase checkpoint: a pending checkpoint names the prefix of a data file not yet confirmed (torn
+    by a SIGKILL, say); counts skip it and say so, publish refuses until the resume deletes it."""
+    whole = write_designs(fake_designs(D1, ["u0"]), lake, D1)
+    torn = storage.join(whole.rsplit("/", 1)[0], "abc123_000001-0.parquet")
+    storage.write_bytes(torn, storage.read_bytes(whole)[:100])  # a file cut off mid-write
+    storage.write_bytes(storage.join(lake.paths.checkpoint(D1), "abc123_000001" + publish.PENDING_SUFFIX), b"ids")
+    assert staged_files(lake, D1) == [whole] and publish.uncommitted_files(lake, D1) == [torn]
+    report = dedupe_check(lake, D1)
+    assert (report.rows, report.pairs, report.files, report.uncommitted) == (4, 2, 1, 1)
+    with pytest.raises(LakeError, match=f"1 data files of writes cut off .* rerun {D1} to resume"):
+        publish_run(lake, D1, model_version="m1")
+    assert list_complete_runs(lake) == []
+
+    storage.delete(lake.paths.checkpoint(D1))  # a torn file no checkpoint knows of: one line naming it
+    with pytest.raises(LakeError, match=f"staged file .*abc123_000001-0.parquet of run {D1} is not readable Parquet"):
+        dedupe_check(lake, D1)
+    with pytest.raises(LakeError, match="abc123_000001-0.parquet .* not readable Parquet.*force=true"):
+        publish_run(lake, D1, model_version="m1")
+
+
 def test_write_designs_checks_the_contract(tmp_path):
     lake = str(tmp_path)
     table = fake_designs(D1, ["u0"])
