@@ -18,7 +18,9 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     result = train_gan(cfg, args.catalogue, ray_address=args.ray_address)
     m = result.metrics
     print(f"run: {result.run_name} ({result.run_path})")
-    print(f"epochs trained: {result.epochs} (this run started at epoch {m.get('start_epoch', 0) + 1})")
+    started = f"this run started at epoch {m.get('start_epoch', 0) + 1}" if result.trained_now else \
+        "all by an earlier run: nothing left to train"
+    print(f"epochs trained: {result.epochs} ({started})")
     if "d_loss" in m:
         print(f"last epoch: d_loss={m['d_loss']:.4f} g_loss={m['g_loss']:.4f} images/s={m['images_per_s']:.0f}")
     print(f"samples: {result.samples_uri}")

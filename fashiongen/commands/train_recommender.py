@@ -18,7 +18,8 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     last = result.history[-1] if result.history else {}
     if result.run_name:
         print(f"run: {result.run_name} ({result.run_path})")
-    print(f"{result.kind}: {result.epochs} epoch(s) trained in {result.train_seconds:.1f}s; last epoch "
+    trained = f"trained in {result.train_seconds:.1f}s" if result.trained_now else "trained by an earlier run"
+    print(f"{result.kind}: {result.epochs} epoch(s) {trained}; last epoch "
           f"loss={last.get('loss', float('nan')):.4f} val_auc_sampled={last.get('val_auc_sampled', float('nan')):.4f}")
     print(f"model: {result.model_uri} (model_version {result.model_version})")
     return 0

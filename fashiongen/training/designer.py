@@ -26,7 +26,7 @@ from fashiongen import faults
 from fashiongen.config import Config, DesignConfig, DesignerConfig, from_dict, to_dict
 from fashiongen.lake.layout import id_key
 from fashiongen.lake.paths import LakePaths
-from fashiongen.training.ray_train import final_state, resumed_state, run_config, save_and_report
+from fashiongen.training.ray_train import final_state, finished_run, resumed_state, run_config, save_and_report
 
 log = logging.getLogger(__name__)
 
@@ -164,22 +164,23 @@ def train_designer_on_lake(cfg: Config, ray_address: str | None = None) -> Desig
     train, validation = split_users(catalogue.user_ids, cfg.designer.validation)
     designer = new_designer(recommender, generator, engine.settings, cfg.designer)
     run_name = cfg.train.run_name or default_run_name(designer, cfg)
-    ensure_ray(ray_address)
-    # One CPU per worker unless train.cpus_per_worker says more: a designer retrained inside the nightly run
-    # shares its Ray with the designs job's actors, and a worker waiting for the whole node would never start.
-    threads = cfg.train.cpus_per_worker or 1
-    trainer = TorchTrainer(
-        train_loop,
-        train_loop_config={"rec_uri": rec_uri, "gen_uri": gen_uri, "catalogue_uri": cfg.data.catalogue_uri,
-                           "design": to_dict(cfg.design), "designer": to_dict(cfg.designer), "guard_uri": guard_uri,
-                           "train_users": train.tolist(), "validation_users": validation.tolist(),
-                           "threads": threads, "faults": faults.planned(),
-                           "output_uri": paths.training_run("designer", run_name)},
-        scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
-                                     resources_per_worker={"CPU": threads}),
-        run_config=run_config(cfg.train, run_name),
-    )
-    result = trainer.fit()
+    result = finished_run(cfg.train, run_name, cfg.designer.epochs)
+    if result is None:
+        ensure_ray(ray_address)
+        # One CPU per worker unless train.cpus_per_worker says more: a designer retrained inside the nightly run
+        # shares its Ray with the designs job's actors, and a worker waiting for the whole node would never start.
+        threads = cfg.train.cpus_per_worker or 1
+        result = TorchTrainer(
+            train_loop,
+            train_loop_config={"rec_uri": rec_uri, "gen_uri": gen_uri, "catalogue_uri": cfg.data.catalogue_uri,
+                               "design": to_dict(cfg.design), "designer": to_dict(cfg.designer),
+                               "guard_uri": guard_uri, "train_users": train.tolist(),
+                               "validation_users": validation.tolist(), "threads": threads, "faults": faults.planned(),
+                               "output_uri": paths.training_run("designer", run_name)},
+            scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
+                                         resources_per_worker={"CPU": threads}),
+            run_config=run_config(cfg.train, run_name),
+        ).fit()
     state = final_state(result, f"designer run {run_name!r} under {cfg.train.storage_path!r}", "designer.epochs")
     designer.load_state_dict(state["designer"])
     designer.eval()

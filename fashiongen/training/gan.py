@@ -45,7 +45,8 @@ from fashiongen.models.gan import ConditionalGAN, GanConfigError, one_hot
 from fashiongen.runtime import ensure_ray
 from fashiongen.training.classifier import ensure_classifier
 from fashiongen.training.gan_steps import GanSettings, GanStepper, resolve_settings, to_model_input
-from fashiongen.training.ray_train import final_state, gather_from_ranks, resumed_state, run_config, save_and_report
+from fashiongen.training.ray_train import (final_state, finished_run, gather_from_ranks, resumed_state, run_config,
+                                           save_and_report)
 
 MAX_QUALITY_REAL = 2000  # held-out images each epoch's quality uses at most (a seeded sample beyond that)
 # Recipe settings at the paper's values leave a run's name as it was before they existed.
@@ -66,6 +67,7 @@ class GanTrainResult:
     samples_uri: str  # the last epoch's sample grid
     quality: dict[str, Any] = field(default_factory=dict)  # the last epoch's quality file ({} when off)
     quality_table: str = ""  # it, as the per-category table `format_table` prints
+    trained_now: bool = True  # False: the run had finished before, its last checkpoint was taken as it is
 
 
 def default_run_name(catalogue_uri: str, settings: GanSettings) -> str:
@@ -225,12 +227,33 @@ def train_loop(config: dict[str, Any]) -> None:
         save_and_report(metrics, rank, lambda: {"epoch": epoch, **stepper.state(rng_states)})
 
 
-def train_gan(cfg: Config, catalogue_uri: str | None = None, ray_address: str | None = None) -> GanTrainResult:
-    """Train (or resume) the GAN on a catalogue through Ray Train (started or joined here, after the catalogue is
-    checked); write the generator to `LakePaths.generator_model`."""
+def _fit(cfg: Config, catalogue_uri: str, settings, run_name: str, output_uri: str, ray_address: str | None):
+    """Train (or resume) the run through Ray Train, with the in-domain quality files when asked for."""
     from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    ensure_ray(ray_address)
+    quality: dict[str, Any] = {"classifier_uri": "", "quality_images": None, "quality_categories": None,
+                               "quality_label": ""}
+    if settings.quality_per_category:
+        images, categories, label = quality_images(catalogue_uri, settings)
+        judge = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, catalogue_uri=catalogue_uri))
+        ensure_classifier(judge)  # the lake's judge classifier: the feature space of every in-domain metric
+        quality = {"classifier_uri": LakePaths.of(judge).classifier_model("judge"), "quality_images": images,
+                   "quality_categories": categories, "quality_label": label}
+    return TorchTrainer(
+        train_loop,
+        train_loop_config={"settings": settings.to_dict(), "output_uri": output_uri, "faults": faults.planned(),
+                           **quality},
+        datasets={"train": catalogue_dataset(catalogue_uri, settings)},
+        scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu),
+        run_config=run_config(cfg.train, run_name),
+    ).fit()
+
+
+def train_gan(cfg: Config, catalogue_uri: str | None = None, ray_address: str | None = None) -> GanTrainResult:
+    """Train (or resume) the GAN on a catalogue through Ray Train (started or joined here, after the catalogue is
+    checked) unless the run has finished; write the generator to `LakePaths.generator_model`."""
     catalogue_uri = catalogue_uri or cfg.data.catalogue_uri
     meta = read_meta(catalogue_uri)
     settings = resolve_settings(cfg.gan, meta)
@@ -240,27 +263,13 @@ def train_gan(cfg: Config, catalogue_uri: str | None = None, ray_address: str | 
                              f"after gan.holdout={settings.holdout}: fewer than one batch of gan.batch_size="
                              f"{settings.batch_size}, so the GAN would train no step. Lower gan.batch_size or "
                              "train.num_workers")
-    ensure_ray(ray_address)
     run_name = cfg.train.run_name or default_run_name(catalogue_uri, settings)
     paths = LakePaths.of(cfg)
     output_uri = paths.training_run("gan", run_name)
-    quality: dict[str, Any] = {"classifier_uri": "", "quality_images": None, "quality_categories": None,
-                               "quality_label": ""}
-    if settings.quality_per_category:
-        images, categories, label = quality_images(catalogue_uri, settings)
-        judge = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, catalogue_uri=catalogue_uri))
-        ensure_classifier(judge)  # the lake's judge classifier: the feature space of every in-domain metric
-        quality = {"classifier_uri": LakePaths.of(judge).classifier_model("judge"), "quality_images": images,
-                   "quality_categories": categories, "quality_label": label}
-    trainer = TorchTrainer(
-        train_loop,
-        train_loop_config={"settings": settings.to_dict(), "output_uri": output_uri, "faults": faults.planned(),
-                           **quality},
-        datasets={"train": catalogue_dataset(catalogue_uri, settings)},
-        scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu),
-        run_config=run_config(cfg.train, run_name),
-    )
-    result = trainer.fit()
+    result = finished_run(cfg.train, run_name, settings.epochs)
+    trained_now = result is None
+    if trained_now:
+        result = _fit(cfg, catalogue_uri, settings, run_name, output_uri, ray_address)
     state = final_state(result, f"GAN run {run_name!r} under {cfg.train.storage_path!r}", "gan.epochs")
     if not (result.metrics or {}).get("images"):
         raise GanConfigError(f"GAN run {run_name!r} took no optimisation step in its last epoch: the generator was "
@@ -287,4 +296,4 @@ def train_gan(cfg: Config, catalogue_uri: str | None = None, ray_address: str | 
         storage.write_bytes(storage.join(output_uri, "quality", "final.txt"), (table + "\n").encode())
     return GanTrainResult(model_uri=model_uri, model_version=version, run_name=run_name,
                           run_path=str(result.path), epochs=state["epoch"] + 1, metrics=metrics,
-                          samples_uri=samples_uri, quality=final, quality_table=table)
+                          samples_uri=samples_uri, quality=final, quality_table=table, trained_now=trained_now)

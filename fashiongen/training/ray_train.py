@@ -3,6 +3,8 @@
 - `worker_cpus`: the CPUs (and torch threads) each worker reserves.
 - `run_config`: the run's storage (local or `s3://`), stable name, checkpoints kept, failure retries and the quiet
   console (`runtime.train_logging`).
+- `finished_run`: the Result of a run whose last checkpoint already holds every epoch asked for, read from storage
+  without starting Ray Train (a rerun of a finished recipe, as in every nightly, costs a file read, not a worker group).
 - `save_and_report`: per epoch, rank 0 writes the state file into a checkpoint and every rank reports metrics.
 - `load_state` / `final_state`: the state file of a worker's resumed checkpoint or of the run's last checkpoint.
 - `gather_from_ranks`, `rng_state`, `restore_rng_state`: every rank's RNG state into the checkpoint and back, so a
@@ -10,6 +12,7 @@
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -26,20 +29,41 @@ STATE_FILE = "state.pt"
 LEGACY_STATE_FILES = ("dvbpr_state.pt", "gan_state.pt")  # checkpoints written before the drivers shared this module
 
 
+def _storage(train: TrainConfig) -> tuple[Any, str]:
+    """(pyarrow filesystem for S3, else None; the path on it) of train.storage_path."""
+    filesystem, path = storage.filesystem(train.storage_path)
+    return (filesystem if storage.is_s3(train.storage_path) else None), path
+
+
 def run_config(train: TrainConfig, run_name: str):
     """Ray Train RunConfig: storage under train.storage_path (S3 through pyarrow), named so a rerun resumes."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
 
-    storage_uri = train.storage_path
-    kwargs: dict[str, Any] = {}
-    if storage.is_s3(storage_uri):
-        kwargs["storage_filesystem"], storage_uri = storage.filesystem(storage_uri)
-    else:
-        storage_uri = storage.filesystem(storage_uri)[1]
+    filesystem, storage_uri = _storage(train)
+    kwargs: dict[str, Any] = {"storage_filesystem": filesystem} if filesystem is not None else {}
     return RunConfig(name=run_name, storage_path=storage_uri,
                      checkpoint_config=CheckpointConfig(num_to_keep=train.num_to_keep),
                      failure_config=FailureConfig(max_failures=train.max_failures), logging_config=train_logging(),
                      **kwargs)
+
+
+def finished_run(train: TrainConfig, run_name: str, epochs: int):
+    """The Result of run `run_name` when its last checkpoint reports epoch >= `epochs` - 1 (what `fit()` would
+    return: a resumed loop trains nothing then), or None when the run is absent or has epochs left to train."""
+    from ray.train import Result
+
+    filesystem, storage_uri = _storage(train)
+    quiet = logging.getLogger("ray.train.v2._internal.execution.checkpoint.checkpoint_manager")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # "A run snapshot was found ...": that is the point here
+    try:
+        result = Result.from_path(f"{storage_uri.rstrip('/')}/{run_name}", storage_filesystem=filesystem)
+    except RuntimeError:  # no such run folder, or no checkpoint snapshot in it yet
+        return None
+    finally:
+        quiet.setLevel(level)
+    done = result.checkpoint is not None and (result.metrics or {}).get("epoch", -1) + 1 >= epochs
+    return result if done else None
 
 
 def worker_cpus(train: TrainConfig) -> int:

@@ -43,8 +43,8 @@ from fashiongen.lake.paths import LakePaths
 from fashiongen.models.bpr import EpochTriples
 from fashiongen.models.contract import recommender_class
 from fashiongen.runtime import ensure_ray
-from fashiongen.training.ray_train import (final_state, gather_from_ranks, restore_rng_state, resumed_state, rng_state,
-                                           run_config, save_and_report, worker_cpus)
+from fashiongen.training.ray_train import (final_state, finished_run, gather_from_ranks, restore_rng_state,
+                                           resumed_state, rng_state, run_config, save_and_report, worker_cpus)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class RecommenderTrainResult:
     epochs: int
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
+    trained_now: bool = True  # False: the run had finished before, its last checkpoint was taken as it is
 
 
 def default_run_name(catalogue_uri: str, rec: RecommenderConfig, image: dict) -> str:
@@ -147,26 +148,30 @@ def train_loop(config: dict[str, Any]) -> None:
             "optimizer": optimizer.state_dict(), "history": history, "rng": rng_states})
 
 
-def _train_distributed(cfg: Config, catalogue_uri: str, catalogue: Catalogue) -> RecommenderTrainResult:
+def _train_distributed(cfg: Config, catalogue_uri: str, catalogue: Catalogue,
+                       ray_address: str | None) -> RecommenderTrainResult:
     from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
 
     rec = cfg.recommender
     run_name = cfg.train.run_name or default_run_name(catalogue_uri, rec, catalogue.meta["image"])
     output_uri = LakePaths.of(cfg).training_run("recommender", run_name)
-    cpus = worker_cpus(cfg.train)
-    log.info("training %s (%s, K=%d) on %s as run %s with %d worker(s) x %d CPU(s)", rec.model, rec.arch, rec.k,
-             catalogue_uri, run_name, cfg.train.num_workers, cpus)
     began = time.perf_counter()
-    trainer = TorchTrainer(
-        train_loop,
-        train_loop_config={"recommender": to_dict(rec), "catalogue_uri": catalogue_uri, "output_uri": output_uri,
-                           "faults": faults.planned(), "threads": cpus},
-        scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
-                                     resources_per_worker={"CPU": cpus}),
-        run_config=run_config(cfg.train, run_name),
-    )
-    result = trainer.fit()
+    result = finished_run(cfg.train, run_name, rec.epochs)
+    trained_now = result is None
+    if trained_now:
+        ensure_ray(ray_address)
+        cpus = worker_cpus(cfg.train)
+        log.info("training %s (%s, K=%d) on %s as run %s with %d worker(s) x %d CPU(s)", rec.model, rec.arch, rec.k,
+                 catalogue_uri, run_name, cfg.train.num_workers, cpus)
+        result = TorchTrainer(
+            train_loop,
+            train_loop_config={"recommender": to_dict(rec), "catalogue_uri": catalogue_uri, "output_uri": output_uri,
+                               "faults": faults.planned(), "threads": cpus},
+            scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
+                                         resources_per_worker={"CPU": cpus}),
+            run_config=run_config(cfg.train, run_name),
+        ).fit()
     seconds = time.perf_counter() - began
     state = final_state(result, f"recommender run {run_name!r}", "recommender.epochs")
     if not sum(m.get("triples", 0) for m in state["history"]):
@@ -183,7 +188,7 @@ def _train_distributed(cfg: Config, catalogue_uri: str, catalogue: Catalogue) ->
     version = model.save(model_uri)
     return RecommenderTrainResult(model_uri=model_uri, model_version=version, kind=rec.model, run_name=run_name,
                                   run_path=str(result.path), epochs=state["epoch"] + 1, history=state["history"],
-                                  train_seconds=seconds)
+                                  train_seconds=seconds, trained_now=trained_now)
 
 
 def _train_in_process(cfg: Config, catalogue_uri: str, catalogue: Catalogue) -> RecommenderTrainResult:
@@ -210,13 +215,13 @@ def train_recommender(cfg: Config, catalogue_uri: str | None = None, catalogue: 
                       ray_address: str | None = None) -> RecommenderTrainResult:
     """Train cfg.recommender.model on the catalogue and write it to the model URI (see the module docstring).
     `catalogue` may be passed when already loaded (with images) to skip reading it again in the driver.
-    Distributed models start (or join) Ray here, after the inputs are checked; in-process ones never touch it."""
+    Distributed models start (or join) Ray here, after the inputs are checked, unless their run has finished (its
+    last checkpoint is the model); in-process ones never touch it."""
     cls = recommender_class(cfg.recommender.model)
     catalogue_uri = catalogue_uri or cfg.data.catalogue_uri
     read_meta(catalogue_uri)  # a clear error when there is no catalogue
     if catalogue is None or (cls.needs_images and len(catalogue.images) == 0):
         catalogue = load_catalogue(catalogue_uri, with_images=cls.needs_images)
     if cls.distributed:
-        ensure_ray(ray_address)
-        return _train_distributed(cfg, catalogue_uri, catalogue)
+        return _train_distributed(cfg, catalogue_uri, catalogue, ray_address)
     return _train_in_process(cfg, catalogue_uri, catalogue)

@@ -73,6 +73,14 @@ def test_two_workers_retry_after_injected_failure_then_resume_by_run_name(ray_lo
     assert (out / "samples" / "epoch_002.png").exists()
     assert not torch.equal(resumed.generate(torch.zeros(1, 64), torch.tensor([0])), first)
 
+    # The same recipe once more: the run has finished, so no worker group starts and the generator is the same.
+    from ray.train.torch import TorchTrainer
+
+    monkeypatch.setattr(TorchTrainer, "fit", lambda self: pytest.fail("a finished run was relaunched"))
+    assert gan_command.run(load_config(None, rerun), args) == 0
+    assert "epochs trained: 3 (all by an earlier run: nothing left to train)" in capsys.readouterr().out
+    assert load_generator(result.model_uri).model_version == resumed.model_version
+
 
 @pytest.mark.slow
 def test_a_resume_after_an_injected_failure_gives_the_weights_of_an_uninterrupted_run(ray_local, catalogue, tmp_path,

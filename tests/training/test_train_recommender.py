@@ -60,6 +60,15 @@ def test_a_worker_retried_after_a_failure_trains_the_in_process_model_exactly_an
     assert again.history[-1]["start_epoch"] == 2 and again.epochs == 3  # resumed, one more epoch only
     assert [m["epoch"] for m in again.history] == [0, 1, 2]
 
+    # The same recipe once more: the run has finished, so its last checkpoint is the model, with no worker started.
+    from ray.train.torch import TorchTrainer
+
+    monkeypatch.setattr(TorchTrainer, "fit", lambda self: pytest.fail("a finished run was relaunched"))
+    reused = train_recommender(_cfg(tmp_path, "recommender.epochs=3", "train.num_workers=1", "train.cpus_per_worker=1",
+                                    "recommender.dropout=0.5"), catalogue)
+    assert (reused.trained_now, again.trained_now) == (False, True)
+    assert (reused.model_version, reused.history, reused.run_path) == (again.model_version, again.history, again.run_path)
+
 
 @pytest.mark.parametrize("kind", ["poprank", "bprmf"])
 def test_baselines_train_through_the_same_entry_point(catalogue, tmp_path, kind):
