@@ -144,11 +144,7 @@ def check_models(recommender, generator, catalogue, rec_uri: str, gen_uri: str) 
 
 def run_generation(cfg: Config, force: bool = False, ray_address: str | None = None) -> RunSummary:
     """Plan, design, write and publish one run date (`cfg.run_date`, default today UTC); see the module docstring.
-    Ray is started (or joined) only once every input has been checked."""
-    import ray
-    import ray.data
-    from ray.data.checkpoint import CheckpointConfig
-
+    Ray is started (or joined) only once every input has been checked, and only when there is a design to compute."""
     from fashiongen.data.contract import load_catalogue
     from fashiongen.models.contract import load_generator, load_recommender
 
@@ -184,7 +180,6 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     del recommender
     listed, dropped = read_id_list(cfg.generation.pairs_uri, ["user_id", "category"]) \
         if cfg.generation.pairs_uri else (None, 0)
-    ensure_ray(ray_address)
     lake.create_table()  # a catalog that cannot hold the table fails here, before any design is computed
     plan = publish.prepare_run(lake, run_date, force=force)
     summary = RunSummary(run_date=run_date, action=plan.action, run_uri=table_at)
@@ -195,45 +190,23 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
         users, why = select_users(cfg, run_date, digests)
     summary.plan = why
     log.info("designs run %s: %s (%d users x %d categories)", run_date, why, users.num_rows, len(generator.categories))
-    pairs_uri = write_pairs(cfg, run_date, users, list(generator.categories), listed)
+    pairs_uri = write_pairs(cfg, run_date, users, list(generator.categories), listed, ray_address)
+    pairs_total = pq_rows(pairs_uri)
 
     plan_faults = faults.planned()  # read once: the driver's crash points and the actors' share one plan
-    ctx = ray.data.DataContext.get_current()
-    ckpt_fs, ckpt_path = storage.filesystem(plan.checkpoint_uri)
-    ctx.checkpoint_config = CheckpointConfig(id_column="pair_id", checkpoint_path=ckpt_path,
-                                             override_filesystem=ckpt_fs, delete_checkpoint_on_success=False)
-    pool = pool_size(cfg)
-    ctx.checkpoint_config.checkpoint_actor_pool_max_size = 1
-    pairs_fs, pairs_path = storage.filesystem(pairs_uri)
-    out_fs, out_path = storage.filesystem(plan.run_uri)
-    pairs_total = pq_rows(pairs_uri)
     faults.fail_at(plan_faults, "generate.before_pipeline")
     started = time.perf_counter()
-    before = publish.dedupe_check(lake, run_date).pairs
-    counter = ray.remote(num_cpus=0)(ProgressCounter).remote()
-    try:
-        designs = ray.data.read_parquet(pairs_path, filesystem=pairs_fs, ray_remote_args={"num_cpus": LIGHT_CPUS}) \
-            .repartition(target_num_rows_per_block=cfg.generation.pairs_per_block) \
-            .map_batches(DesignActor, batch_format="pyarrow", batch_size=cfg.design.batch_pairs,
-                         compute=ray.data.ActorPoolStrategy(size=pool.actors), num_gpus=pool.gpus_per_actor,
-                         num_cpus=pool.cpus_per_actor,
-                         fn_constructor_kwargs={
-                             "recommender_uri": rec_uri, "generator_uri": gen_uri,
-                             "catalogue_uri": cfg.data.catalogue_uri, "design": to_dict(cfg.design),
-                             "run_date": run_date, "model_version": model_version,
-                             "failures_uri": paths.work(run_date, FAILURES_DIR), "faults": plan_faults,
-                             "judge_uri": cfg.generation.judge_uri, "guard_uri": guard_uri,
-                             "designer_uri": designer_uri,
-                             "progress": counter}) \
-            .map_batches(encode_designs, batch_format="pyarrow", num_cpus=LIGHT_CPUS,
-                         fn_kwargs={"lake_uri": cfg.lake_uri, "write_objects": cfg.generation.write_image_objects})
-        with ProgressPrinter(lambda: ray.get(counter.counts.remote(), timeout=PROGRESS_SECONDS), run_date,
-                             todo=max(pairs_total - before, 0)):
-            designs.write_parquet(out_path, filesystem=out_fs, min_rows_per_file=cfg.generation.rows_per_file,
-                                  ray_remote_args={"num_cpus": LIGHT_CPUS})
-    finally:
-        ctx.checkpoint_config = None
-        ray.kill(counter)
+    staged = publish.dedupe_check(lake, run_date)
+    before = staged.pairs
+    if before < pairs_total or staged.uncommitted:
+        ensure_ray(ray_address)
+        write_designs(cfg, plan, pairs_uri, todo=max(pairs_total - before, 0), actor_kwargs={
+            "recommender_uri": rec_uri, "generator_uri": gen_uri, "catalogue_uri": cfg.data.catalogue_uri,
+            "design": to_dict(cfg.design), "run_date": run_date, "model_version": model_version,
+            "failures_uri": paths.work(run_date, FAILURES_DIR), "faults": plan_faults,
+            "judge_uri": cfg.generation.judge_uri, "guard_uri": guard_uri, "designer_uri": designer_uri})
+    else:  # a resume after every design was written (a crash at publish): nothing to compute, no Ray to start
+        log.info("designs run %s: all %d pairs are staged already; publishing them", run_date, pairs_total)
     summary.seconds = time.perf_counter() - started
     summary.pairs_total = pairs_total
     summary.pairs_this_attempt = publish.dedupe_check(lake, run_date).pairs - before
@@ -250,6 +223,39 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     summary = summarise(summary, cfg, run_date)
     save_summary(cfg, summary)
     return summary
+
+
+def write_designs(cfg: Config, plan: publish.RunPlan, pairs_uri: str, todo: int, actor_kwargs: dict) -> None:
+    """The Ray Data pipeline: design the pairs at `pairs_uri` that the run's checkpoint has not seen (`todo` of
+    them) in a pool of `DesignActor`s, encode them, and stage them as Parquet files under the run's URI."""
+    import ray
+    import ray.data
+    from ray.data.checkpoint import CheckpointConfig
+
+    ctx = ray.data.DataContext.get_current()
+    ckpt_fs, ckpt_path = storage.filesystem(plan.checkpoint_uri)
+    ctx.checkpoint_config = CheckpointConfig(id_column="pair_id", checkpoint_path=ckpt_path,
+                                             override_filesystem=ckpt_fs, delete_checkpoint_on_success=False)
+    pool = pool_size(cfg)
+    ctx.checkpoint_config.checkpoint_actor_pool_max_size = 1
+    pairs_fs, pairs_path = storage.filesystem(pairs_uri)
+    out_fs, out_path = storage.filesystem(plan.run_uri)
+    counter = ray.remote(num_cpus=0)(ProgressCounter).remote()
+    try:
+        designs = ray.data.read_parquet(pairs_path, filesystem=pairs_fs, ray_remote_args={"num_cpus": LIGHT_CPUS}) \
+            .repartition(target_num_rows_per_block=cfg.generation.pairs_per_block) \
+            .map_batches(DesignActor, batch_format="pyarrow", batch_size=cfg.design.batch_pairs,
+                         compute=ray.data.ActorPoolStrategy(size=pool.actors), num_gpus=pool.gpus_per_actor,
+                         num_cpus=pool.cpus_per_actor, fn_constructor_kwargs={**actor_kwargs, "progress": counter}) \
+            .map_batches(encode_designs, batch_format="pyarrow", num_cpus=LIGHT_CPUS,
+                         fn_kwargs={"lake_uri": cfg.lake_uri, "write_objects": cfg.generation.write_image_objects})
+        with ProgressPrinter(lambda: ray.get(counter.counts.remote(), timeout=PROGRESS_SECONDS), plan.run_date,
+                             todo=todo):
+            designs.write_parquet(out_path, filesystem=out_fs, min_rows_per_file=cfg.generation.rows_per_file,
+                                  ray_remote_args={"num_cpus": LIGHT_CPUS})
+    finally:
+        ctx.checkpoint_config = None
+        ray.kill(counter)
 
 
 def write_digests(paths: LakePaths, run_date: str, table) -> str:

@@ -17,6 +17,7 @@ from fashiongen.errors import FashiongenError
 from fashiongen.lake import layout, reader
 from fashiongen.lake.paths import LakePaths
 from fashiongen.lake.table import Lake
+from fashiongen.runtime import ensure_ray
 
 log = logging.getLogger(__name__)
 PAIRS_SCHEMA = pa.schema([("pair_id", pa.string()), ("user_id", pa.string()), ("category", pa.string())])
@@ -126,9 +127,10 @@ def _listed_pairs(batch: pa.Table) -> pa.Table:
 
 
 def write_pairs(cfg: Config, run_date: str, users: pa.Table, categories: list[str],
-                listed: pa.Table | None = None) -> str:
-    """Write the run's pair manifest with Ray Data, once (a `_DONE` marker makes it reusable); returns its URI.
-    The pairs are `listed` (user_id, category) when given, else every user crossed with every category."""
+                listed: pa.Table | None = None, ray_address: str | None = None) -> str:
+    """Write the run's pair manifest with Ray Data (started or joined at `ray_address` here), once: a `_DONE`
+    marker makes it reusable; returns its URI. The pairs are `listed` (user_id, category) when given, else every
+    user crossed with every category."""
     import ray.data
 
     work = LakePaths(cfg.lake_uri).work(run_date)
@@ -147,6 +149,7 @@ def write_pairs(cfg: Config, run_date: str, users: pa.Table, categories: list[st
         fn, kwargs = _cross_categories, {"categories": categories}
     src_fs, src_path = storage.filesystem(source)
     out_fs, out_path = storage.filesystem(pairs_uri)
+    ensure_ray(ray_address)
     ray.data.read_parquet(src_path, filesystem=src_fs) \
         .map_batches(fn, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=4096) \
         .write_parquet(out_path, filesystem=out_fs, max_rows_per_file=cfg.generation.pairs_per_block)
