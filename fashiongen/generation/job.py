@@ -197,19 +197,18 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     faults.fail_at(plan_faults, "generate.before_pipeline")
     started = time.perf_counter()
     staged = publish.dedupe_check(lake, run_date)
-    before = staged.pairs
-    if before < pairs_total or staged.uncommitted:
+    if staged.pairs < pairs_total or staged.uncommitted:
         ensure_ray(ray_address)
-        write_designs(cfg, plan, pairs_uri, todo=max(pairs_total - before, 0), actor_kwargs={
+        write_designs(cfg, plan, pairs_uri, todo=max(pairs_total - staged.pairs, 0), actor_kwargs={
             "recommender_uri": rec_uri, "generator_uri": gen_uri, "catalogue_uri": cfg.data.catalogue_uri,
             "design": to_dict(cfg.design), "run_date": run_date, "model_version": model_version,
             "failures_uri": paths.work(run_date, FAILURES_DIR), "faults": plan_faults,
             "judge_uri": cfg.generation.judge_uri, "guard_uri": guard_uri, "designer_uri": designer_uri})
+        summary.pairs_this_attempt = publish.dedupe_check(lake, run_date).pairs - staged.pairs
     else:  # a resume after every design was written (a crash at publish): nothing to compute, no Ray to start
         log.info("designs run %s: all %d pairs are staged already; publishing them", run_date, pairs_total)
     summary.seconds = time.perf_counter() - started
     summary.pairs_total = pairs_total
-    summary.pairs_this_attempt = publish.dedupe_check(lake, run_date).pairs - before
     faults.fail_at(plan_faults, "generate.before_digests")
     digests_uri = write_digests(paths, run_date, designed_digests(previous_digests(lake, run_date), digests, users))
     faults.fail_at(plan_faults, "generate.before_publish")

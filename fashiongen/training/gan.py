@@ -227,7 +227,8 @@ def train_loop(config: dict[str, Any]) -> None:
         save_and_report(metrics, rank, lambda: {"epoch": epoch, **stepper.state(rng_states)})
 
 
-def _fit(cfg: Config, catalogue_uri: str, settings, run_name: str, output_uri: str, ray_address: str | None):
+def _fit(cfg: Config, catalogue_uri: str, settings: GanSettings, run_name: str, output_uri: str,
+         ray_address: str | None):
     """Train (or resume) the run through Ray Train, with the in-domain quality files when asked for."""
     from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
