@@ -9,7 +9,8 @@ Users: the demo publishes the first `generation.max_users` users of the stable s
 `--users demo` the published ones (report these). Pairs are every (user, category).
 
 Recipes: `official` (design.preset=official), `default` (DesignConfig()), or space-separated design.* overrides on
-top of the default. For each: pairs/s of the engine (one process, torch threads as given), the three judges
+top of the default; `members=N` in a recipe climbs a scorer ensemble of the recommender and the first N checkpoints of
+`--ensemble` (visual recommenders trained apart with other seeds; `design.ensemble_spread` is its κ). For each: pairs/s of the engine (one process, torch threads as given), the three judges
 (`fashiongen.evaluation.judges.compare`: the learned scorer it climbed, the simulated shoppers' true taste, the
 held-out scorer) and realism (`fashiongen.evaluation.realism`: designs vs plain samples, in-domain FID and class
 consistency against the catalogue's real images; `training.classifier.ensure_classifier` trains the judge and the
@@ -37,13 +38,18 @@ from fashiongen.training.classifier import ensure_classifier
 RUN_DATE = "2026-01-01"
 
 
-def recipe(text: str) -> DesignConfig:
+def recipe(text: str) -> tuple[DesignConfig, int]:
+    """The recipe's design settings and its number of ensemble members."""
     if text == "official":
-        return from_dict(DesignConfig, PRESETS["design"]["official"])
+        return from_dict(DesignConfig, PRESETS["design"]["official"]), 0
     values: dict = {}
+    members = 0
     for item in text.split() if text != "default" else []:
-        values.update(parse_override(item))
-    return from_dict(DesignConfig, values)
+        if item.startswith("members="):
+            members = int(item.split("=", 1)[1])
+        else:
+            values.update(parse_override(item))
+    return from_dict(DesignConfig, values), members
 
 
 def judged(result) -> dict[str, dict[str, float]]:
@@ -71,6 +77,8 @@ def main() -> int:
     parser.add_argument("--published", type=int, default=24,
                         help="users the demo published on this lake (generation.max_users when it ran; 24 = the "
                              "240 pairs the design issue reports)")
+    parser.add_argument("--ensemble", default="", help="','-separated checkpoints of scorers trained apart (recipes "
+                        "with members=N climb the first N beside the recommender)")
     parser.add_argument("--recipes", default="official;default", help="';'-separated recipes")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -81,6 +89,7 @@ def main() -> int:
     oracle = load_truth(f"{args.lake}/catalogue", catalogue) if catalogue.simulated else None
     recommender, generator = load_recommender(f"{models}/recommender/dvbpr.pt"), load_generator(f"{models}/generator.pt")
     judge = load_recommender(args.judge) if args.judge else None
+    ensemble = [load_recommender(uri) for uri in args.ensemble.split(",") if uri]
     lake_cfg = dataclasses.replace(cfg, lake_uri=args.lake)
     classifier = ensure_classifier(lake_cfg, catalogue)
     guard = ensure_classifier(lake_cfg, catalogue, "guard")
@@ -95,10 +104,13 @@ def main() -> int:
     print(f"{len(pairs)} pairs: {args.users} users ({len(users)}); torch threads {args.threads}\n")
     rows = []
     for text in args.recipes.split(";"):
-        settings = recipe(text.strip())
+        settings, members = recipe(text.strip())
+        if members > len(ensemble):
+            raise SystemExit(f"recipe {text!r} asks for {members} ensemble members; --ensemble names {len(ensemble)}")
         engine = PreferenceEngine(recommender, generator, settings, gen_cat[catalogue.item_category], oracle=oracle,
                                   item_images=catalogue.images, judge=judge, guard=guard,
-                                  guard_class=category_mapping(generator.categories, catalogue.categories))
+                                  guard_class=category_mapping(generator.categories, catalogue.categories),
+                                  ensemble=ensemble[:members])
         t0 = time.perf_counter()
         result = engine.optimise(pair_ids, user_idx, cat_idx, RUN_DATE)
         seconds = time.perf_counter() - t0

@@ -40,6 +40,9 @@ float rounding of batched kernels).
                      #   dataset_top_item_idx (P, k), dataset_top_scores (P, k), steps_run
                      #   [, oracle_best_generated, oracle_dataset_top (P, k)] [, judge_dataset_top (P, k)]
 
+With `ensemble` (visual recommenders trained apart, other seeds) the objective climbs the mean minus
+design.ensemble_spread × the spread of their standardised scores (`ensemble.ScorerEnsemble`); `score` stays the
+recommender's own.
 A held-out `judge` (another visual recommender trained apart) scores the kept designs and the retrieved items
 after the optimisation; it never enters the objective.
 
@@ -61,6 +64,7 @@ import torch.nn.functional as F
 
 from fashiongen.config import DesignConfig
 from fashiongen.errors import FashiongenError
+from fashiongen.generation.ensemble import ScorerEnsemble
 from fashiongen.generation.trust_region import TrustRegion
 from fashiongen.models.contract import (ConditionalGenerator, Recommender, VisualRecommender, sample_latents, visual_score,
                                         visual_score_matrix)
@@ -159,7 +163,8 @@ class DesignObjective:
     independent, and backward computes gradients for the latents only)."""
 
     def __init__(self, recommender: Recommender, generator: ConditionalGenerator, settings: DesignConfig,
-                 device: torch.device | str = "cpu", item_category: np.ndarray | None = None):
+                 device: torch.device | str = "cpu", item_category: np.ndarray | None = None,
+                 ensemble: Sequence[VisualRecommender] = ()):
         if not isinstance(recommender, VisualRecommender):
             raise EngineError(f"recommender kind {recommender.kind!r} cannot score new images; "
                               "set recommender.model=dvbpr and train it")
@@ -174,27 +179,52 @@ class DesignObjective:
                                         len(generator.categories), settings.trust_quantile) \
             if settings.trust_region and item_category is not None else None
         self.adapt = image_adapter(tuple(generator.image_shape), tuple(recommender.image_shape))
+        self.ensemble = self._ensemble(ensemble, item_category) if ensemble else None
         self._forward = torch.compile(self._forward_eager) if settings.compile else self._forward_eager
+
+    def _ensemble(self, members: Sequence[VisualRecommender], item_category: np.ndarray | None) -> ScorerEnsemble:
+        """The scorer ensemble of the climbed recommender and `members` (checked to score the same catalogue)."""
+        shape = (len(self.theta), len(self.recommender.item_features()))
+        for j, member in enumerate(members):
+            if not isinstance(member, VisualRecommender):
+                raise EngineError(f"ensemble member {j} (kind {member.kind!r}) cannot score new images: train "
+                                  "visual recommenders (e.g. dvbpr) apart with other seeds")
+            if (len(member.user_vectors()), len(member.item_features())) != shape:
+                raise EngineError(f"ensemble member {j} knows {len(member.user_vectors())} users and "
+                                  f"{len(member.item_features())} items, the recommender {shape[0]} and {shape[1]}: "
+                                  "train every member on the same catalogue")
+            member.to(self.device)
+            member.freeze()
+        if item_category is None:
+            raise EngineError("a scorer ensemble standardises each scorer per category: pass item_category")
+        adapters = [image_adapter(tuple(self.generator.image_shape), tuple(m.image_shape)) for m in members]
+        return ScorerEnsemble(self.recommender, members, adapters, item_category, self.settings.ensemble_spread,
+                              self.device)
 
     @property
     def latent_dim(self) -> int:
         return int(self.generator.latent_dim)
 
     def _forward_eager(self, z: torch.Tensor, vectors: torch.Tensor, offsets: torch.Tensor,
-                       curvature: torch.Tensor | None, categories: torch.Tensor):
+                       curvature: torch.Tensor | None, users: torch.Tensor, categories: torch.Tensor):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.settings.mixed_precision):
             images = self.generator.generate(z, categories)
             phi = self.recommender.encode_images(self.adapt(images))
+            member_phi = self.ensemble.encode(images) if self.ensemble is not None else []
             realism = self.generator.discriminate(images, categories)
         phi = phi.float()
-        return images.float(), phi, visual_score(phi, vectors, offsets, curvature), realism.float().reshape(-1)
+        score = visual_score(phi, vectors, offsets, curvature)
+        climbed = score if self.ensemble is None else self.ensemble.combine(score, member_phi, users, categories)
+        return images.float(), phi, score, climbed, realism.float().reshape(-1)
 
     def __call__(self, z: torch.Tensor, users: torch.Tensor, categories: torch.Tensor,
                  eta: torch.Tensor | float | None = None):
         """Latents (n, L), user and category indices (n,) -> images (n, C, H, W), score, realism, objective.
+        `score` is the recommender's; the objective climbs the scorer ensemble's score when there is one.
         `eta` (a number or one per latent) replaces settings.eta, e.g. when it is scaled per user."""
-        images, phi, score, realism = self._forward(z, *self.recommender.score_terms(users, categories), categories)
-        objective = score - (self.settings.eta if eta is None else eta) * (realism - 1.0) ** 2
+        images, phi, score, climbed, realism = self._forward(z, *self.recommender.score_terms(users, categories),
+                                                             users, categories)
+        objective = climbed - (self.settings.eta if eta is None else eta) * (realism - 1.0) ** 2
         if self.trust_region is not None:
             objective = objective - self.settings.trust_region * self.trust_region.penalty(phi, categories)
         return images, score, realism, objective
@@ -218,7 +248,8 @@ class PreferenceEngine:
                  item_category: np.ndarray, device: torch.device | str = "cpu",
                  oracle: PreferenceOracle | None = None, item_images: np.ndarray | None = None,
                  judge: VisualRecommender | None = None, guard: torch.nn.Module | None = None,
-                 guard_class: np.ndarray | None = None, designer: torch.nn.Module | None = None):
+                 guard_class: np.ndarray | None = None, designer: torch.nn.Module | None = None,
+                 ensemble: Sequence[VisualRecommender] = ()):
         if settings.restarts < 1 or settings.steps < 0 or settings.top_k < 1 or settings.batch_pairs < 1:
             raise EngineError("design.restarts, top_k and batch_pairs must be >= 1 and design.steps >= 0 "
                               f"(got {settings.restarts}, {settings.top_k}, {settings.batch_pairs}, {settings.steps})")
@@ -231,7 +262,7 @@ class PreferenceEngine:
             raise EngineError(f"item_category has shape {self.item_category.shape} but the recommender has "
                               f"{len(recommender.item_features())} items: pass the catalogue the recommender was "
                               "trained on")
-        self.objective = DesignObjective(recommender, generator, settings, device, self.item_category)
+        self.objective = DesignObjective(recommender, generator, settings, device, self.item_category, ensemble)
         self.device = self.objective.device
         self.categories = list(generator.categories)
         self.oracle = oracle

@@ -636,3 +636,53 @@ def test_trust_region_keeps_designs_near_the_real_items():
     kept_cats = torch.from_numpy(np.repeat(cats, 2))
     far, near = (float(region.penalty(phi[w], kept_cats).mean()) for w in (0.0, 50.0))
     assert far > 0 and near < 0.5 * far
+
+
+def test_scorer_ensemble_climbs_mean_minus_spread_and_identical_members_change_nothing():
+    ids, users, cats = pairs(6)
+    settings = DesignConfig.official(restarts=4, steps=5, top_k=2, lr=0.1)
+    plain = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings, ITEM_CATEGORY).optimise(
+        ids, users, cats, RUN_DATE)
+    copies = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings, ITEM_CATEGORY,
+                              ensemble=[TinyVisualRecommender(), TinyVisualRecommender()]).optimise(
+        ids, users, cats, RUN_DATE)
+    np.testing.assert_allclose(copies.designs["latent"], plain.designs["latent"], atol=1e-5)  # zero spread
+    np.testing.assert_allclose(copies.designs["objective"], plain.designs["objective"], atol=1e-4)
+
+    members = [TinyVisualRecommender(seed=3), TinyVisualRecommender(seed=4)]
+    kappa = 0.5
+    at_start = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), dataclasses.replace(
+        settings, steps=0, ensemble_spread=kappa), ITEM_CATEGORY, ensemble=members).optimise(ids, users, cats, RUN_DATE)
+    d = at_start.designs
+    scorers = [TinyVisualRecommender(), *members]
+    with torch.no_grad():
+        images = TinyGenerator().generate(torch.from_numpy(d["latent"]), torch.from_numpy(d["category_idx"]))
+        z = []
+        for s in scorers:
+            theta = s.theta[torch.from_numpy(d["user_idx"])]
+            real = (theta @ s.item_features().T).numpy()
+            member = ITEM_CATEGORY[None, :] == d["category_idx"][:, None]
+            mean = np.array([r[m].mean() for r, m in zip(real, member)])
+            std = np.array([r[m].std() for r, m in zip(real, member)])
+            score = (s.encode_images(images) * theta).sum(1).numpy()
+            z.append(((score - mean) / std, mean, std))
+    stacked = np.stack([zz for zz, _, _ in z])
+    expected = z[0][1] + z[0][2] * (stacked.mean(0) - kappa * stacked.std(0))
+    np.testing.assert_allclose(d["objective"] + (d["realism"] - 1.0) ** 2, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(d["score"], (scorers[0].encode_images(images) * scorers[0].theta[
+        torch.from_numpy(d["user_idx"])]).sum(1).detach().numpy(), atol=1e-4)  # `score` stays the recommender's
+    climbed = PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings, ITEM_CATEGORY,
+                               ensemble=members).optimise(ids, users, cats, RUN_DATE)
+    assert not np.allclose(climbed.designs["latent"], plain.designs["latent"])
+
+
+def test_scorer_ensemble_members_are_checked_with_a_one_line_error():
+    from fashiongen.config import ConfigError, load_config
+
+    settings = DesignConfig.official(restarts=2, steps=1, top_k=1)
+    with pytest.raises(EngineError, match="ensemble member 0 knows 3 users") as info:
+        PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), settings, ITEM_CATEGORY,
+                         ensemble=[TinyVisualRecommender(num_users=3)])
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="design.ensemble_spread"):
+        load_config(overrides=["design.ensemble_spread=-1"])
