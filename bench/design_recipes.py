@@ -67,6 +67,31 @@ def judged(result) -> dict[str, dict[str, float]]:
     return verdicts
 
 
+def pair_bound(catalogue_uri: str, catalogue, user_idx: np.ndarray, category_idx: np.ndarray) -> float:
+    """The design bound's share against the best retrieved item on these pairs (evaluation.design_bound)."""
+    from fashiongen.evaluation.design_bound import ESTIMATORS, design_bound
+
+    truth = load_truth(catalogue_uri, catalogue)
+    return max(float(design_bound(truth, catalogue, user_idx, category_idx,
+                                  estimate(truth, catalogue, user_idx, category_idx))["beats_retrieved"].mean())
+               for estimate in ESTIMATORS.values())
+
+
+def save_lifts(path: str, pair_ids: list[str], result) -> None:
+    """Per pair: the best kept design minus the best retrieved item under each judge (NaN where a judge is absent)."""
+    import os
+
+    d, p = result.designs, result.pairs
+    n = len(pair_ids)
+    k = len(d["score"]) // max(n, 1)
+    best = lambda column: d[column].reshape(n, k).max(1) if column in d else np.full(n, np.nan)  # noqa: E731
+    top = lambda column: np.nanmax(p[column], axis=1) if column in p else np.full(n, np.nan)  # noqa: E731
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    np.savez(path, pair_id=np.array(pair_ids), learned=p["lift"], true=best("oracle_score") - top("oracle_dataset_top"),
+             truly_best=best("oracle_score") - p.get("oracle_category_best", np.full(n, np.nan)),
+             held_out=best("judge_score") - top("judge_dataset_top"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/default.yaml")
@@ -81,6 +106,8 @@ def main() -> int:
                         "with members=N climb the first N beside the recommender)")
     parser.add_argument("--recipes", default="official;default", help="';'-separated recipes")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="", help="folder for each recipe's per-pair judge lifts (<recipe>.npz), "
+                        "to compare recipes pair by pair")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
@@ -101,7 +128,12 @@ def main() -> int:
     pairs = [(u, c) for u in users for c in range(len(catalogue.categories)) if gen_cat[c] >= 0]
     user_idx = np.array([u for u, _ in pairs]); cat_idx = np.array([gen_cat[c] for _, c in pairs])
     pair_ids = [layout.make_pair_id(str(catalogue.user_ids[u]), catalogue.categories[c]) for u, c in pairs]
-    print(f"{len(pairs)} pairs: {args.users} users ({len(users)}); torch threads {args.threads}\n")
+    print(f"{len(pairs)} pairs: {args.users} users ({len(users)}); torch threads {args.threads}")
+    bound = pair_bound(f"{args.lake}/catalogue", catalogue, np.array([u for u, _ in pairs]), np.array([c for _, c in pairs])) if oracle else None
+    if bound is not None:
+        print(f"design bound on these pairs (a perfect Φ and generator, the best estimator): {bound:.1%} beat the "
+              "best retrieved real item under the true taste")
+    print()
     rows = []
     for text in args.recipes.split(";"):
         settings, members = recipe(text.strip())
@@ -131,14 +163,17 @@ def main() -> int:
             print(f"made of: {made_of['extrapolated']:.1%} extrapolated; diversity of the kept designs "
                   f"{made_of['diversity']:.2f} vs {made_of['real diversity']:.2f} of the retrieved real items\n")
         rows.append((text, len(pairs) / seconds, verdicts, realism, made_of))
-    print("| recipe | pairs/s | learned wins | learned lift/best | true wins | true p | true vs truly best | held-out wins "
-          "| FID ratio | class cons. | extrapolated | diversity (real) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        if args.out:
+            save_lifts(f"{args.out}/{text.replace(' ', '_').replace('=', '-')}.npz", pair_ids, result)
+    print("| recipe | pairs/s | learned wins | learned lift/best | true wins | true p | share of the bound | true vs truly "
+          "best | held-out wins | FID ratio | class cons. | extrapolated | diversity (real) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for text, rate, v, r, m in rows:
         get = lambda name, key: v.get(name, {}).get(key, float("nan"))  # noqa: E731
         print(f"| {text} | {rate:.2f} | {get('learned scorer (climbed)', 'win_share'):.1%} | "
               f"{get('learned scorer (climbed)', 'relative_lift'):+.1%} | {get('true taste (simulated)', 'win_share'):.1%} | "
               f"{get('true taste (simulated)', 'p_sign'):.2g} | "
+              f"{get('true taste (simulated)', 'win_share') / bound if bound else float('nan'):.2f} | "
               f"{get('true taste vs the truly best real item', 'win_share'):.1%} | "
               f"{get('held-out scorer', 'win_share'):.1%} | {r['fid_ratio']:.2f} | {r['designs']['class_consistency']:.1%} | "
               f"{m.get('extrapolated', float('nan')):.1%} | {m.get('diversity', float('nan')):.2f} "

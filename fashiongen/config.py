@@ -215,6 +215,8 @@ class GenerationConfig:
     recommender_uri: str = ""  # empty = where training writes it (LakePaths.design_models)
     generator_uri: str = ""  # empty = where training writes it
     judge_uri: str = ""  # a held-out visual recommender trained apart: judges the designs, never climbed ("" = none)
+    ensemble_uris: str = ""  # ','-separated visual recommenders trained apart (other seeds) that the search climbs
+    # beside the recommender, as mean - design.ensemble_spread x spread ("" = the recommender alone); never the judge
     designer_uri: str = ""  # the amortised designer design.mode=amortised(+refine) uses; empty = <lake>/models/designer.pt
     realism_sample: int = 1000  # designs (rank 1) whose FID / class consistency the run summary reports (0 = off)
     pictures_uri: str = ""  # where `fashiongen design` writes pictures; empty = <lake_uri>/pictures
@@ -455,18 +457,25 @@ def _apply_presets(cfg: Config, layers: list[dict[str, Any]]) -> None:
 
 
 _PATH_SUFFIXES = ("_uri", "_path", "_dir")
+_LIST_SUFFIX = "_uris"  # ','-separated locations
+
+
+def _absolute(value: str) -> str:
+    return value if not value or "://" in value or os.path.isabs(value) else os.path.abspath(value)
 
 
 def _absolute_paths(obj: Any) -> None:
-    """Resolve relative local paths (fields named *_uri, *_path, *_dir) against the current directory, so that
-    Ray workers, which run in other directories, read and write the same files as the driver."""
+    """Resolve relative local paths (fields named *_uri, *_path, *_dir, and each entry of *_uris) against the
+    current directory, so that Ray workers, which run in other directories, read and write the same files as the
+    driver."""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if dataclasses.is_dataclass(value):
             _absolute_paths(value)
-        elif (f.name.endswith(_PATH_SUFFIXES) and isinstance(value, str) and value and "://" not in value
-              and not os.path.isabs(value)):
-            object.__setattr__(obj, f.name, os.path.abspath(value))
+        elif f.name.endswith(_PATH_SUFFIXES) and isinstance(value, str):
+            object.__setattr__(obj, f.name, _absolute(value))
+        elif f.name.endswith(_LIST_SUFFIX) and isinstance(value, str) and value:
+            object.__setattr__(obj, f.name, ",".join(_absolute(v.strip()) for v in value.split(",") if v.strip()))
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -67,14 +67,17 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     if g.category_guard:
         from fashiongen.models.classifier import load_catalogue_classifier, trained_on
         guard = load_catalogue_classifier(paths.classifier_model("guard"), trained_on(catalogue.meta), "guard")
-    from fashiongen.generation.job import load_designer_for
+    from fashiongen.generation.job import load_designer_for, load_ensemble, load_judge
     from fashiongen.models.designer import load_designer
 
     designer_uri, _ = load_designer_for(cfg, recommender, generator)
+    ensemble = load_ensemble(cfg, recommender, catalogue, load_judge(cfg, recommender, catalogue)) \
+        if cfg.generation.ensemble_uris else {}
     engine = PreferenceEngine(recommender, generator, g, to_generator[catalogue.item_category], device=args.device,
                               oracle=oracle, item_images=catalogue.images, guard=guard,
                               guard_class=category_mapping(generator.categories, catalogue.categories),
-                              designer=load_designer(designer_uri) if designer_uri else None)
+                              designer=load_designer(designer_uri) if designer_uri else None,
+                              ensemble=[load_recommender(uri) for uri in ensemble])
     user = int(catalogue.user_index([args.user])[0])
     names = _categories(args.categories, list(generator.categories))
     cat_idx = np.array([generator.categories.index(c) for c in names])

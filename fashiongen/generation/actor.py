@@ -25,7 +25,8 @@ class DesignActor:
 
     def __init__(self, recommender_uri: str, generator_uri: str, catalogue_uri: str, design: dict,
                  run_date: str, model_version: str, failures_uri: str, faults: dict[str, int] | None = None,
-                 judge_uri: str = "", guard_uri: str = "", designer_uri: str = "", progress=None):
+                 judge_uri: str = "", guard_uri: str = "", designer_uri: str = "",
+                 ensemble_uris: list[str] | None = None, progress=None):
         import torch
 
         from fashiongen.data.contract import load_catalogue
@@ -47,7 +48,8 @@ class DesignActor:
                                        judge=load_recommender(judge_uri) if judge_uri else None,
                                        guard=load_classifier(guard_uri) if guard_uri else None,
                                        guard_class=category_mapping(generator.categories, catalogue.categories),
-                                       designer=load_designer(designer_uri) if designer_uri else None)
+                                       designer=load_designer(designer_uri) if designer_uri else None,
+                                       ensemble=[load_recommender(uri) for uri in ensemble_uris or ()])
         self.user_ids = catalogue.user_ids
         self.item_ids = catalogue.item_ids
         self.categories = {name: k for k, name in enumerate(generator.categories)}

@@ -102,6 +102,35 @@ def load_judge(cfg: Config, recommender, catalogue):
     return judge
 
 
+def load_ensemble(cfg: Config, recommender, catalogue, judge) -> dict[str, str]:
+    """URI -> model version of each checkpoint generation.ensemble_uris names, each checked like the judge: a
+    visual recommender of this catalogue trained apart from the recommender and from the judge (never climbed)."""
+    from fashiongen.models.contract import VisualRecommender, load_recommender
+
+    uris = [u.strip() for u in cfg.generation.ensemble_uris.split(",") if u.strip()]
+    versions: dict[str, str] = {}
+    seen = {recommender.model_version: "the recommender the designs climb",
+            **({judge.model_version: "the held-out judge, which must never be climbed"} if judge else {})}
+    for uri in uris:
+        if not storage.exists(uri):
+            raise GenerationError(f"generation.ensemble_uris names {uri!r}, which has no checkpoint: train it apart "
+                                  f"(fashiongen train-recommender recommender.seed=2 recommender.model_uri={uri}) or "
+                                  "drop it from the list")
+        member = load_recommender(uri)
+        if not isinstance(member, VisualRecommender):
+            raise GenerationError(f"generation.ensemble_uris: {uri!r} is a {member.kind!r} recommender, which cannot "
+                                  "score new images: train a visual one (recommender.model=dvbpr)")
+        if member.model_version in seen:
+            raise GenerationError(f"generation.ensemble_uris: {uri!r} is {seen[member.model_version]} "
+                                  f"({member.model_version}): ensemble members are trained apart (other seeds)")
+        if (len(member.user_vectors()), len(member.item_features())) != (catalogue.num_users, catalogue.num_items):
+            raise GenerationError(f"generation.ensemble_uris: {uri!r} was trained on another catalogue: retrain it "
+                                  "on data.catalogue_uri")
+        seen[member.model_version] = "listed twice"
+        versions[uri] = member.model_version
+    return versions
+
+
 def load_designer_for(cfg: Config, recommender, generator) -> tuple[str, str]:
     """(URI, version) of the designer design.mode=amortised(+refine) uses (empty in the other modes), checked
     against the models; GenerationError when it is missing or was trained for another recommender space or
@@ -166,10 +195,11 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     catalogue = load_catalogue(cfg.data.catalogue_uri, with_images=False)
     check_models(recommender, generator, catalogue, rec_uri, gen_uri)
     judge = load_judge(cfg, recommender, catalogue)
+    ensemble = load_ensemble(cfg, recommender, catalogue, judge)
     designer_uri, designer_version = load_designer_for(cfg, recommender, generator)
     model_version = f"{recommender.model_version}+{generator.model_version}"
     properties = {"design.mode": cfg.design.mode, "judge_version": judge.model_version if judge else "",
-                  "designer_version": designer_version}
+                  "designer_version": designer_version, "ensemble_versions": ",".join(ensemble.values())}
     del judge
     guard_uri = paths.classifier_model("guard") if cfg.design.category_guard else ""
     record = trained_on(catalogue.meta)
@@ -203,7 +233,8 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
             "recommender_uri": rec_uri, "generator_uri": gen_uri, "catalogue_uri": cfg.data.catalogue_uri,
             "design": to_dict(cfg.design), "run_date": run_date, "model_version": model_version,
             "failures_uri": paths.work(run_date, FAILURES_DIR), "faults": plan_faults,
-            "judge_uri": cfg.generation.judge_uri, "guard_uri": guard_uri, "designer_uri": designer_uri})
+            "judge_uri": cfg.generation.judge_uri, "guard_uri": guard_uri, "designer_uri": designer_uri,
+            "ensemble_uris": list(ensemble)})
         summary.pairs_this_attempt = publish.dedupe_check(lake, run_date).pairs - staged.pairs
     else:  # a resume after every design was written (a crash at publish): nothing to compute, no Ray to start
         log.info("designs run %s: all %d pairs are staged already; publishing them", run_date, pairs_total)

@@ -240,9 +240,11 @@ def write_judge(models, seed: int = 1) -> str:
 def test_three_judges_realism_and_redesign_from_items_in_the_job(ray_local, tmp_path, models):
     from fashiongen.generation.job import run_generation
     from fashiongen.generation.summary import JUDGES, TRUE_TASTE
+    from fashiongen.models.contract import load_recommender
 
-    judge_uri = write_judge(models)
+    judge_uri, member_uri = write_judge(models), write_judge(models, seed=2)
     cfg = job_config(models, str(tmp_path / "lake"), f"generation.judge_uri={judge_uri}", "design.mode=from_items",
+                     f"generation.ensemble_uris={member_uri}",
                      "design.invert_steps=5", "design.invert_restarts=1", "generation.realism_sample=40")
     summary = run_generation(cfg)
     assert set(summary.verdicts) == set(JUDGES)
@@ -266,6 +268,7 @@ def test_three_judges_realism_and_redesign_from_items_in_the_job(ray_local, tmp_
     assert best and table.column("source_item_id").null_count < table.num_rows
     manifest = reader.run_info(cfg.lake_uri, cfg.run_date)
     assert manifest["properties"]["design.mode"] == "from_items" and manifest["properties"]["judge_version"]
+    assert manifest["properties"]["ensemble_versions"] == load_recommender(member_uri).model_version
 
 
 def test_a_named_judge_that_is_missing_or_the_climbed_model_is_a_one_line_error(tmp_path, models):
@@ -277,6 +280,13 @@ def test_a_named_judge_that_is_missing_or_the_climbed_model_is_a_one_line_error(
         with pytest.raises(GenerationError, match=words) as info:
             run_generation(job_config(models, lake, f"generation.judge_uri={judge}"))
         assert "generation.judge_uri" in str(info.value) and "\n" not in str(info.value)
+    judge = write_judge(models)
+    for member, words in ((str(tmp_path / "nowhere.pt"), "has no checkpoint"), (models["rec_uri"], "recommender the "
+                          "designs climb"), (judge, "held-out judge, which must never be climbed")):
+        with pytest.raises(GenerationError, match=words) as info:
+            run_generation(job_config(models, lake, f"generation.judge_uri={judge}",
+                                      f"generation.ensemble_uris={member}"))
+        assert "generation.ensemble_uris" in str(info.value) and "\n" not in str(info.value)
     assert [p.name for p in Path(lake).iterdir()] == ["models"]  # checked before the lake is touched (its classifiers)
 
 
