@@ -15,6 +15,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # kernels; on an AVX-512 machine oneDNN picks others, whose sums round differently. Pin the kernels (before torch is
 # imported) so that "the same training" means the same bits on every machine CI runs on.
 os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
+# numpy's OpenBLAS picks its kernels by CPU too (DYNAMIC_ARCH): on an AVX-512 machine its SkylakeX kernels round the
+# linear taste's matrix products differently and tests/data/test_oracle.py's sha256 golden (written on an AVX2
+# machine) fails. Pin the AVX2 kernels (before numpy is imported) for the same reason.
+os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
 
 
 def _ray_running() -> bool:
