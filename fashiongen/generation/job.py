@@ -77,56 +77,46 @@ def pool_size(cfg: Config) -> Pool:
     return Pool(actors, 0.0, min(1.0, (cpus - FILTER_CPUS - TASK_CPUS) / actors))
 
 
-def load_judge(cfg: Config, recommender, catalogue):
-    """The held-out scorer generation.judge_uri names (None when it names none); GenerationError when it is missing,
-    cannot score images, belongs to another catalogue, or is the very model the designs climb."""
+def _visual_scorer(key: str, uri: str, catalogue, taken: dict[str, str], seed: int):
+    """The visual recommender at `uri` that setting `key` names; GenerationError when it is missing, cannot score
+    images, belongs to another catalogue, or is one of `taken` (model version -> what that model is here)."""
     from fashiongen.models.contract import VisualRecommender, load_recommender
 
+    if not storage.exists(uri):
+        raise GenerationError(f"{key} names {uri!r}, which has no checkpoint: train it apart (fashiongen "
+                              f"train-recommender recommender.seed={seed} recommender.model_uri={uri}) or remove it "
+                              f"from {key}")
+    scorer = load_recommender(uri)
+    if not isinstance(scorer, VisualRecommender):
+        raise GenerationError(f"{key}: {uri!r} is a {scorer.kind!r} recommender, which cannot score new images: "
+                              "train a visual one (recommender.model=dvbpr)")
+    if scorer.model_version in taken:
+        raise GenerationError(f"{key}: {uri!r} is {taken[scorer.model_version]} ({scorer.model_version}): it must "
+                              "be trained apart (another seed)")
+    if (len(scorer.user_vectors()), len(scorer.item_features())) != (catalogue.num_users, catalogue.num_items):
+        raise GenerationError(f"{key}: {uri!r} was trained on another catalogue: retrain it on data.catalogue_uri")
+    return scorer
+
+
+def load_judge(cfg: Config, recommender, catalogue):
+    """The held-out scorer generation.judge_uri names (None when it names none), checked by `_visual_scorer`: it
+    must not be the very model the designs climb."""
     uri = cfg.generation.judge_uri
     if not uri:
         return None
-    if not storage.exists(uri):
-        raise GenerationError(f"generation.judge_uri={uri!r} has no checkpoint: train the held-out scorer apart "
-                              f"(fashiongen train-recommender recommender.seed=1 recommender.model_uri={uri}) or "
-                              "set generation.judge_uri= to design without it")
-    judge = load_recommender(uri)
-    if not isinstance(judge, VisualRecommender):
-        raise GenerationError(f"generation.judge_uri={uri!r} is a {judge.kind!r} recommender, which cannot score "
-                              "new images: train a visual one (recommender.model=dvbpr)")
-    if judge.model_version == recommender.model_version:
-        raise GenerationError(f"generation.judge_uri={uri!r} is the recommender the designs climb "
-                              f"({judge.model_version}): a judge must be trained apart (another seed)")
-    if (len(judge.user_vectors()), len(judge.item_features())) != (catalogue.num_users, catalogue.num_items):
-        raise GenerationError(f"generation.judge_uri={uri!r} was trained on another catalogue: retrain it on "
-                              "data.catalogue_uri")
-    return judge
+    return _visual_scorer("generation.judge_uri", uri, catalogue,
+                          {recommender.model_version: "the recommender the designs climb"}, seed=1)
 
 
 def load_ensemble(cfg: Config, recommender, catalogue, judge) -> dict[str, str]:
-    """URI -> model version of each checkpoint generation.ensemble_uris names, each checked like the judge: a
-    visual recommender of this catalogue trained apart from the recommender and from the judge (never climbed)."""
-    from fashiongen.models.contract import VisualRecommender, load_recommender
-
-    uris = [u.strip() for u in cfg.generation.ensemble_uris.split(",") if u.strip()]
+    """URI -> model version of each checkpoint generation.ensemble_uris names, each checked by `_visual_scorer`:
+    trained apart from the recommender, from the judge (never climbed) and from the other members."""
+    taken = {recommender.model_version: "the recommender the designs climb",
+             **({judge.model_version: "the held-out judge, which must never be climbed"} if judge else {})}
     versions: dict[str, str] = {}
-    seen = {recommender.model_version: "the recommender the designs climb",
-            **({judge.model_version: "the held-out judge, which must never be climbed"} if judge else {})}
-    for uri in uris:
-        if not storage.exists(uri):
-            raise GenerationError(f"generation.ensemble_uris names {uri!r}, which has no checkpoint: train it apart "
-                                  f"(fashiongen train-recommender recommender.seed=2 recommender.model_uri={uri}) or "
-                                  "drop it from the list")
-        member = load_recommender(uri)
-        if not isinstance(member, VisualRecommender):
-            raise GenerationError(f"generation.ensemble_uris: {uri!r} is a {member.kind!r} recommender, which cannot "
-                                  "score new images: train a visual one (recommender.model=dvbpr)")
-        if member.model_version in seen:
-            raise GenerationError(f"generation.ensemble_uris: {uri!r} is {seen[member.model_version]} "
-                                  f"({member.model_version}): ensemble members are trained apart (other seeds)")
-        if (len(member.user_vectors()), len(member.item_features())) != (catalogue.num_users, catalogue.num_items):
-            raise GenerationError(f"generation.ensemble_uris: {uri!r} was trained on another catalogue: retrain it "
-                                  "on data.catalogue_uri")
-        seen[member.model_version] = "listed twice"
+    for uri in (u.strip() for u in cfg.generation.ensemble_uris.split(",") if u.strip()):
+        member = _visual_scorer("generation.ensemble_uris", uri, catalogue, taken, seed=2)
+        taken[member.model_version] = "listed twice"
         versions[uri] = member.model_version
     return versions
 
