@@ -175,6 +175,8 @@ class DesignConfig:
     trust_quantile: float = 0.9
     ensemble_spread: float = 1.0  # κ of a scorer ensemble (generation.ensemble_uris): climb the mean minus κ x the
     # spread of the scorers' standardised scores (generation/ensemble.py); no effect without members
+    shift_pixels: int = 0  # p: climb the mean score over the design and four copies moved p pixels left, right, up,
+    # down (generation/shifts.py), so a win must hold at nearby framings (0 = the design alone, the official)
     bounded_latent: bool = False  # optimise w with z = tanh(w) (the paper's U(-1,1) domain); official: unbounded
     batch_pairs: int = 64  # (user, category) pairs optimised together; results do not depend on it
     mixed_precision: bool = False  # bf16 autocast of the networks; z, Adam and scores stay fp32
@@ -325,7 +327,7 @@ BOUNDS: dict[str, tuple[float, float | None]] = {
     "design.early_stop_tol": (0, None), "design.invert_restarts": (1, None), "design.invert_steps": (0, None),
     "design.invert_lr": (0, None), "design.proximity": (0, None), "design.warm_start": (0, None),
     "design.category_guard": (0, None), "design.diverse_choice": (0, None), "design.trust_region": (0, None),
-    "design.ensemble_spread": (0, None),
+    "design.ensemble_spread": (0, None), "design.shift_pixels": (0, None),
     "design.trust_quantile": (0, 1),
     "generation.max_users": (0, None), "generation.actors": (0, None), "generation.rows_per_file": (1, None),
     "generation.pairs_per_block": (1, None), "generation.realism_sample": (0, None),

@@ -42,7 +42,8 @@ float rounding of batched kernels).
 
 With `ensemble` (visual recommenders trained apart, other seeds) the objective climbs the mean minus
 design.ensemble_spread × the spread of their standardised scores (`ensemble.ScorerEnsemble`); `score` stays the
-recommender's own.
+recommender's own. With design.shift_pixels = p the climbed score is the mean over the design and four copies moved p
+pixels (`shifts.shifted_views`).
 A held-out `judge` (another visual recommender trained apart) scores the kept designs and the retrieved items
 after the optimisation; it never enters the objective.
 
@@ -65,6 +66,7 @@ import torch.nn.functional as F
 from fashiongen.config import DesignConfig
 from fashiongen.errors import FashiongenError
 from fashiongen.generation.ensemble import ScorerEnsemble
+from fashiongen.generation.shifts import shifted_views, view_count, view_mean
 from fashiongen.generation.trust_region import TrustRegion
 from fashiongen.models.contract import (ConditionalGenerator, Recommender, VisualRecommender, sample_latents, visual_score,
                                         visual_score_matrix)
@@ -179,6 +181,10 @@ class DesignObjective:
                                         len(generator.categories), settings.trust_quantile) \
             if settings.trust_region and item_category is not None else None
         self.adapt = image_adapter(tuple(generator.image_shape), tuple(recommender.image_shape))
+        if settings.shift_pixels >= min(generator.image_shape[1:]):
+            raise EngineError(f"design.shift_pixels={settings.shift_pixels} moves the generator's "
+                              f"{generator.image_shape[1]}x{generator.image_shape[2]} images off their frame: use a "
+                              "few pixels, e.g. design.shift_pixels=1")
         self.ensemble = self._ensemble(ensemble, item_category) if ensemble else None
         self._forward = torch.compile(self._forward_eager) if settings.compile else self._forward_eager
 
@@ -207,15 +213,21 @@ class DesignObjective:
 
     def _forward_eager(self, z: torch.Tensor, vectors: torch.Tensor, offsets: torch.Tensor,
                        curvature: torch.Tensor | None, users: torch.Tensor, categories: torch.Tensor):
+        n, views = len(z), view_count(self.settings.shift_pixels)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.settings.mixed_precision):
             images = self.generator.generate(z, categories)
-            phi = self.recommender.encode_images(self.adapt(images))
-            member_phi = self.ensemble.encode(images) if self.ensemble is not None else []
+            framed = shifted_views(images, self.settings.shift_pixels)
+            phi = self.recommender.encode_images(self.adapt(framed))
+            member_phi = self.ensemble.encode(framed) if self.ensemble is not None else []
             realism = self.generator.discriminate(images, categories)
         phi = phi.float()
+        if views > 1:
+            vectors, offsets = vectors.repeat(views, 1), offsets.repeat(views)
+            curvature = None if curvature is None else curvature.repeat(views, 1)
+            users, categories = users.repeat(views), categories.repeat(views)
         score = visual_score(phi, vectors, offsets, curvature)
         climbed = score if self.ensemble is None else self.ensemble.combine(score, member_phi, users, categories)
-        return images.float(), phi, score, climbed, realism.float().reshape(-1)
+        return images.float(), phi[:n], score[:n], view_mean(climbed, views), realism.float().reshape(-1)
 
     def __call__(self, z: torch.Tensor, users: torch.Tensor, categories: torch.Tensor,
                  eta: torch.Tensor | float | None = None):
