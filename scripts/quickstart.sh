@@ -38,5 +38,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 if [ "$mode" = demo ]; then
   exec fashiongen demo --config configs/default.yaml "$@"
 else
-  exec python -m pytest "$@"
+  # Two workers, each test file on one (its module fixtures built once): the slow tests mostly wait on Ray, so two
+  # share the 2 cores well. Each worker has its own session Ray and moto server; `-n 0` runs in one process.
+  exec python -m pytest -n 2 --dist loadfile "$@"
 fi

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,29 +56,33 @@ AGENT_PORTS = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runt
 
 
 @pytest.fixture(scope="module")
-def ray_head(tmp_path_factory):
+def ray_head():
     """A Ray head started by the CLI, as on a cluster (`ray start --head --block`, in a process group of its own);
     stopped however the tests end by terminating that command, which shuts down its node's processes. Never
     `ray stop`: it would stop every Ray on the machine, the session's shared one (conftest's ray_local) too."""
     ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
-    temp_dir = tmp_path_factory.mktemp("ray")
+    # Not under pytest's basetemp: a worker's (…/pytest-N/popen-gw1/…) makes Ray's unix sockets longer than AF_UNIX's
+    # 107 bytes, and the head's dashboard then dies at start ("Module MetricsHead failed to start").
+    temp_dir = Path(tempfile.mkdtemp(prefix="fg-ray-"))
     dashboard = _free_port()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "RAY_DATA_DISABLE_PROGRESS_BARS": "1", "OMP_NUM_THREADS": "1"}
     env.pop("RAY_ADDRESS", None)
+    log = (temp_dir / "ray-start.log").open("w")
     head = subprocess.Popen([ray_bin, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
                              f"--port={_free_port()}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
                              f"--dashboard-port={dashboard}", "--num-cpus=2", f"--temp-dir={temp_dir}",
                              "--disable-usage-stats",
                              # the agents' default ports are taken by the session's shared Ray (conftest's
                              # ray_local): on them this head's job agent never comes up ("No available agent")
-                             *(f"--{name}={_free_port()}" for name in AGENT_PORTS)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                             *(f"--{name}={_free_port()}" for name in AGENT_PORTS)], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
     address = f"http://127.0.0.1:{dashboard}"
     try:
         deadline = time.monotonic() + 300
         while True:  # the job agent registers a while after the head answers: ready when a no-op job runs
-            assert head.poll() is None, f"`ray start --head` exited with {head.returncode}"
+            assert head.poll() is None, \
+                f"`ray start --head` exited with {head.returncode}: {(temp_dir / 'ray-start.log').read_text()[-2000:]}"
             probe = subprocess.run([ray_bin, "job", "submit", "--address", address, "--", "python", "-c", "pass"],
                                    env=env, capture_output=True, text=True, timeout=120)
             if probe.returncode == 0:
@@ -86,12 +91,16 @@ def ray_head(tmp_path_factory):
             time.sleep(2)
         yield ray_bin, address, env
     finally:
-        os.killpg(head.pid, signal.SIGTERM)  # the node's processes share the group: each gets it at once
         try:
+            os.killpg(head.pid, signal.SIGTERM)  # the node's processes share the group: each gets it at once
             head.wait(timeout=5)
+        except ProcessLookupError:  # a head that failed to start: its whole group has exited already
+            pass
         except subprocess.TimeoutExpired:  # `--block` then stops them one by one, ~30 s: nothing here needs that
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
+        log.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _submit(ray_head, submission_id: str, *args: str) -> subprocess.CompletedProcess:
