@@ -134,7 +134,7 @@ class TrainConfig:
 
     num_workers: int = 1
     cpus_per_worker: int = 0  # CPUs each recommender or designer worker reserves, and its torch threads; 0 = for
-    #                           the recommender a one-node Ray's CPUs split among the workers (1 on a cluster of
+    #                           the recommender a one-node Ray's free CPUs split among the workers (1 on a cluster of
     #                           several nodes), for the designer 1. The GAN's workers keep 1: their Ray Data feed
     #                           needs CPUs beside them
     use_gpu: bool = False

@@ -67,8 +67,9 @@ def finished_run(train: TrainConfig, run_name: str, epochs: int):
 
 
 def worker_cpus(train: TrainConfig) -> int:
-    """train.cpus_per_worker, or for 0 the CPUs of a one-node Ray split among the workers (1 where there are
-    several nodes, or none alive: a cluster's nodes may still scale, so set it there)."""
+    """train.cpus_per_worker, or for 0 the free CPUs of a one-node Ray split among the workers (free, not all: a
+    CPU held by other work would leave the run waiting forever), 1 where there are several nodes or none alive (a
+    cluster's nodes may still scale, so set it there)."""
     if train.cpus_per_worker:
         return train.cpus_per_worker
     import ray
@@ -76,7 +77,7 @@ def worker_cpus(train: TrainConfig) -> int:
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     if len(nodes) != 1:
         return 1
-    return max(1, int(nodes[0]["Resources"].get("CPU", 0)) // train.num_workers)
+    return max(1, int(ray.available_resources().get("CPU", 0)) // train.num_workers)
 
 
 def load_state(directory: str) -> dict[str, Any]:
