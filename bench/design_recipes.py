@@ -129,7 +129,7 @@ def main() -> int:
     user_idx = np.array([u for u, _ in pairs]); cat_idx = np.array([gen_cat[c] for _, c in pairs])
     pair_ids = [layout.make_pair_id(str(catalogue.user_ids[u]), catalogue.categories[c]) for u, c in pairs]
     print(f"{len(pairs)} pairs: {args.users} users ({len(users)}); torch threads {args.threads}")
-    bound = pair_bound(f"{args.lake}/catalogue", catalogue, np.array([u for u, _ in pairs]), np.array([c for _, c in pairs])) if oracle else None
+    bound = pair_bound(f"{args.lake}/catalogue", catalogue, user_idx, np.array([c for _, c in pairs])) if oracle else None
     if bound is not None:
         print(f"design bound on these pairs (a perfect Φ and generator, the best estimator): {bound:.1%} beat the "
               "best retrieved real item under the true taste")

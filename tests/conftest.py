@@ -63,9 +63,9 @@ def s3_server():
 
 @pytest.fixture(scope="session")
 def ray_local(s3_server):
-    """One local Ray for the whole session (per pytest-xdist worker) (4 logical CPUs so 2 train workers + controller fit on 2 cores): each
-    start costs ~10 s and its worker processes re-import torch, so the tests that need a cluster share it, as jobs
-    share a long-lived cluster. The paths a too-large pool could hide a hang in run on a real 2-CPU Ray of their own:
+    """One local Ray for the whole session, one per pytest-xdist worker (4 logical CPUs so 2 train workers +
+    controller fit on 2 cores): each start costs ~10 s and its worker processes re-import torch, so the tests that
+    need a cluster share it, as jobs share a long-lived cluster. The paths a too-large pool could hide a hang in run on a real 2-CPU Ray of their own:
     the crash/resume test (ray.init(num_cpus=2)), the nightly jobs (`ray start --num-cpus=2`) and the demo
     (this machine's 2 cores); they start it in another process and stop only that one. Its workers get the moto
     server's AWS_* variables, as a cluster's nodes get their credentials."""

@@ -77,7 +77,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
                               oracle=oracle, item_images=catalogue.images, guard=guard,
                               guard_class=category_mapping(generator.categories, catalogue.categories),
                               designer=load_designer(designer_uri) if designer_uri else None,
-                              ensemble=[load_recommender(uri) for uri in ensemble])
+                              ensemble=list(ensemble.values()))
     user = int(catalogue.user_index([args.user])[0])
     names = _categories(args.categories, list(generator.categories))
     cat_idx = np.array([generator.categories.index(c) for c in names])

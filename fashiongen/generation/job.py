@@ -108,17 +108,16 @@ def load_judge(cfg: Config, recommender, catalogue):
                           {recommender.model_version: "the recommender the designs climb"}, seed=1)
 
 
-def load_ensemble(cfg: Config, recommender, catalogue, judge) -> dict[str, str]:
-    """URI -> model version of each checkpoint generation.ensemble_uris names, each checked by `_visual_scorer`:
-    trained apart from the recommender, from the judge (never climbed) and from the other members."""
+def load_ensemble(cfg: Config, recommender, catalogue, judge) -> dict:
+    """URI -> the visual recommender of each checkpoint generation.ensemble_uris names, each checked by
+    `_visual_scorer`: trained apart from the recommender, from the judge (never climbed) and from the other members."""
     taken = {recommender.model_version: "the recommender the designs climb",
              **({judge.model_version: "the held-out judge, which must never be climbed"} if judge else {})}
-    versions: dict[str, str] = {}
+    members = {}
     for uri in (u.strip() for u in cfg.generation.ensemble_uris.split(",") if u.strip()):
-        member = _visual_scorer("generation.ensemble_uris", uri, catalogue, taken, seed=2)
-        taken[member.model_version] = "listed twice"
-        versions[uri] = member.model_version
-    return versions
+        members[uri] = _visual_scorer("generation.ensemble_uris", uri, catalogue, taken, seed=2)
+        taken[members[uri].model_version] = "listed twice"
+    return members
 
 
 def load_designer_for(cfg: Config, recommender, generator) -> tuple[str, str]:
@@ -185,7 +184,7 @@ def run_generation(cfg: Config, force: bool = False, ray_address: str | None = N
     catalogue = load_catalogue(cfg.data.catalogue_uri, with_images=False)
     check_models(recommender, generator, catalogue, rec_uri, gen_uri)
     judge = load_judge(cfg, recommender, catalogue)
-    ensemble = load_ensemble(cfg, recommender, catalogue, judge)
+    ensemble = {uri: m.model_version for uri, m in load_ensemble(cfg, recommender, catalogue, judge).items()}
     designer_uri, designer_version = load_designer_for(cfg, recommender, generator)
     model_version = f"{recommender.model_version}+{generator.model_version}"
     properties = {"design.mode": cfg.design.mode, "judge_version": judge.model_version if judge else "",
