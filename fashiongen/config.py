@@ -187,6 +187,8 @@ class DesignConfig:
     invert_steps: int = 200
     invert_lr: float = 0.05
     proximity: float = 0.1  # lambda of the ||z - z_item||^2 term that keeps an item's redesign close to it
+    max_step: float = 0.0  # r: a start that redraws a real item (mode=from_items, warm_start) is projected back
+    # within r x ||z_item|| of that item's latent after every step (0 = unbounded)
 
     @classmethod
     def official(cls, **overrides: Any) -> "DesignConfig":
@@ -327,7 +329,7 @@ BOUNDS: dict[str, tuple[float, float | None]] = {
     "design.early_stop_tol": (0, None), "design.invert_restarts": (1, None), "design.invert_steps": (0, None),
     "design.invert_lr": (0, None), "design.proximity": (0, None), "design.warm_start": (0, None),
     "design.category_guard": (0, None), "design.diverse_choice": (0, None), "design.trust_region": (0, None),
-    "design.ensemble_spread": (0, None), "design.shift_pixels": (0, None),
+    "design.ensemble_spread": (0, None), "design.shift_pixels": (0, None), "design.max_step": (0, None),
     "design.trust_quantile": (0, 1),
     "generation.max_users": (0, None), "generation.actors": (0, None), "generation.rows_per_file": (1, None),
     "generation.pairs_per_block": (1, None), "generation.realism_sample": (0, None),

@@ -13,6 +13,8 @@ no tanh, the loss is the mean over the R restarts). The recipe's levers (DesignC
 - warm_start=m: m of the R restarts start from the inverted latents of the pair's top-m real items
   (`invert.invert_images`, each item seeded by its index and inverted once per engine);
 - mode=from_items: R = top_k starts, one per top real item, each anchored by the proximity term (a redesign);
+- max_step=r: every start that redraws a real item is projected back within r × ‖z_item‖ of its latent after each
+  step (`trust_region.bounded_step`), a hard bound on how far a redesign moves;
 - category_guard=γ: + γ · log p(c | G(z, c)) under a guard classifier trained apart from the realism judge's (see
   training/classifier.py), so a design that climbs θ·Φ out of its category pays for it;
 - trust_region=τ: − τ · (max(0, d − 1))², d the distance of Φ(G(z, c)) to the nearest real item of c in units of
@@ -67,7 +69,7 @@ from fashiongen.config import DesignConfig
 from fashiongen.errors import FashiongenError
 from fashiongen.generation.ensemble import ScorerEnsemble
 from fashiongen.generation.shifts import shifted_views, view_count, view_mean
-from fashiongen.generation.trust_region import TrustRegion
+from fashiongen.generation.trust_region import TrustRegion, bounded_step
 from fashiongen.models.contract import (ConditionalGenerator, Recommender, VisualRecommender, sample_latents, visual_score,
                                         visual_score_matrix)
 
@@ -297,6 +299,9 @@ class PreferenceEngine:
         if self.warm_items and item_images is None:
             raise EngineError(f"design.mode={settings.mode} with design.warm_start={settings.warm_start} starts from "
                               "real items: pass the catalogue's images (item_images)")
+        if settings.max_step and not self.warm_items:
+            raise EngineError(f"design.max_step={settings.max_step} bounds the step from a real item's latent, and "
+                              "no start redraws one: set design.mode=from_items or design.warm_start >= 1")
         if item_images is not None and len(item_images) != len(self.item_features):
             raise EngineError(f"{len(item_images)} item images but the recommender has {len(self.item_features)} "
                               "items: pass the catalogue the recommender was trained on")
@@ -469,6 +474,8 @@ class PreferenceEngine:
         z0, source, anchored = self._starts(pair_ids, run_date, data_idx, user_idx, category_idx)
         anchor = z0.clone()
         proximity = s.proximity * anchored.float()
+        radius = torch.where(torch.from_numpy(source >= 0).to(self.device), s.max_step * anchor.norm(dim=1),
+                             float("inf")) if s.max_step else None
         eta = self.eta_of(spread).repeat_interleave(n_restarts)
         w0 = torch.atanh(z0.clamp(-0.999, 0.999)) if s.bounded_latent else z0
         w = w0.clone().requires_grad_(True)
@@ -516,6 +523,12 @@ class PreferenceEngine:
             if s.keep_norm:
                 with torch.no_grad():
                     w.mul_(norm0 / w.norm(dim=1, keepdim=True).clamp(min=1e-12))
+            if radius is not None:
+                with torch.no_grad():
+                    z = self._latent(w)
+                    outside = (z - anchor).norm(dim=1) > radius
+                    z = bounded_step(z[outside], anchor[outside], radius[outside])
+                    w[outside] = torch.atanh(z.clamp(-0.999, 0.999)) if s.bounded_latent else z
             steps_run += active.long()
 
         with torch.no_grad():

@@ -5,6 +5,7 @@ its nearest real item of the category, in units of the radius r_c: a quantile of
 nearest-neighbour distances (each item left out of its own search). The penalty (max(0, d / r_c − 1))² is zero
 inside the real support and grows outside it, so a search that climbs the scorer past every garment pays for it.
 It uses what the product has (the recommender's item features), never the simulated shoppers' attributes.
+`bounded_step` is its latent-space sibling (design.max_step): a redesign stays within a ball around the item's latent.
 """
 from __future__ import annotations
 
@@ -58,3 +59,10 @@ class TrustRegion:
     def penalty(self, phi: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
         """(n,) (max(0, d − 1))²: zero inside the real support, growing outside."""
         return torch.relu(self.distance(phi, categories) - 1.0) ** 2
+
+
+def bounded_step(z: torch.Tensor, anchor: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """Each row of z (n, L) moved back onto the ball ‖z − anchor‖ ≤ radius (n,) along its step (inf = unbounded)."""
+    step = z - anchor
+    scale = (radius[:, None] / step.norm(dim=1, keepdim=True).clamp(min=1e-12)).clamp(max=1.0)
+    return anchor + step * scale

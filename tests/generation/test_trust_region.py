@@ -1,11 +1,17 @@
-"""The trust region: zero inside the real support of a category, growing outside it, per category."""
+"""The trust region: zero inside the real support of a category, growing outside it, per category; and the step
+bound of a redesign (design.max_step) in latent space."""
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from fashiongen.generation.trust_region import TrustRegion
+from fashiongen.config import ConfigError, DesignConfig, load_config
+from fashiongen.generation.engine import EngineError, PreferenceEngine
+from fashiongen.generation.trust_region import TrustRegion, bounded_step
+from test_engine import ITEM_CATEGORY, RUN_DATE, TinyGenerator, TinyVisualRecommender, catalogue_images, pairs
 
 
 def _region(quantile: float = 0.9) -> tuple[TrustRegion, torch.Tensor, np.ndarray]:
@@ -44,3 +50,42 @@ def test_a_tighter_quantile_shrinks_the_region():
     assert tight.penalty(probe, torch.tensor([0])) > loose.penalty(probe, torch.tensor([0]))
     with pytest.raises(ValueError, match="design.trust_quantile"):
         TrustRegion(phi, np.zeros(len(phi), np.int64), 1, 0.0)
+
+
+def test_bounded_step_projects_only_the_rows_outside_their_ball():
+    anchor = torch.zeros(3, 2)
+    z = torch.tensor([[3.0, 4.0], [0.3, 0.4], [30.0, 40.0]])
+    out = bounded_step(z, anchor, torch.tensor([1.0, 1.0, float("inf")]))
+    torch.testing.assert_close(out, torch.tensor([[0.6, 0.8], [0.3, 0.4], [30.0, 40.0]]))
+
+
+@pytest.mark.parametrize("extra", [{"mode": "from_items"}, {"warm_start": 2, "restarts": 3},
+                                   {"mode": "from_items", "bounded_latent": True}])
+def test_the_step_bound_holds_for_every_restart_that_redraws_an_item(extra):
+    settings = DesignConfig.official(steps=8, top_k=2, lr=0.5, invert_steps=10, invert_restarts=1, proximity=0.0,
+                                     **extra)
+    ids, users, cats = pairs(4)
+
+    def run(**change):
+        return PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), dataclasses.replace(settings, **change),
+                                ITEM_CATEGORY, item_images=catalogue_images()).optimise(ids, users, cats, RUN_DATE)
+
+    start, free, held = run(steps=0, top_k=settings.restarts if "warm_start" in extra else 2), run(), \
+        run(max_step=0.1)
+    anchors = {(p, int(i)): z for p, i, z in zip(start.designs["pair_id"], start.designs["source_item_idx"],
+                                                 start.designs["latent"]) if i >= 0}
+
+    def steps(result):
+        return np.array([np.linalg.norm(z - anchors[p, int(i)]) / np.linalg.norm(anchors[p, int(i)])
+                         for p, i, z in zip(result.designs["pair_id"], result.designs["source_item_idx"],
+                                            result.designs["latent"]) if i >= 0])
+
+    assert steps(held).size and steps(held).max() <= 0.1 + 1e-4
+    assert steps(free).max() > 0.2  # without the bound the same search moves further
+
+
+def test_a_step_bound_without_a_real_start_is_a_one_line_error():
+    with pytest.raises(EngineError, match="design.max_step=0.5.*mode=from_items"):
+        PreferenceEngine(TinyVisualRecommender(), TinyGenerator(), DesignConfig.official(max_step=0.5), ITEM_CATEGORY)
+    with pytest.raises(ConfigError, match="design.max_step"):
+        load_config(overrides=["design.max_step=-1"])
