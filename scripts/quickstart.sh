@@ -39,6 +39,7 @@ if [ "$mode" = demo ]; then
   exec fashiongen demo --config configs/default.yaml "$@"
 else
   # Two workers, each test file on one (its module fixtures built once): the slow tests mostly wait on Ray, so two
-  # share the 2 cores well. Each worker has its own session Ray and moto server; `-n 0` runs in one process.
-  exec python -m pytest -n 2 --dist loadfile "$@"
+  # share the 2 cores well. Each worker has its own session Ray and moto server; `-n 0` runs in one process. Files
+  # are dealt in collection order, which tests/conftest.py starts with the slowest.
+  exec python -m pytest -n 2 --dist loadfile --no-loadscope-reorder "$@"
 fi

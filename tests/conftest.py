@@ -6,6 +6,7 @@ import logging
 import os
 import uuid
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,25 @@ os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 # linear taste's matrix products differently and tests/data/test_oracle.py's sha256 golden (written on an AVX2
 # machine) fails. Pin the AVX2 kernels (before numpy is imported) for the same reason.
 os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+
+
+# The slowest files under `--durations` (bench/README, "The test suite from a clean clone"), slowest first. They run
+# first: xdist (`--dist loadfile --no-loadscope-reorder`) deals whole files in collection order, so no slow file is
+# left to end the run alone on one worker while the other idles.
+SLOW_FILES = ("generation/test_generate_job.py", "pipeline/test_nightly.py", "training/test_train_gan.py",
+              "generation/test_crash_resume.py", "pipeline/test_demo.py", "training/test_train_recommender.py",
+              "training/test_train_designer.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow files first, in SLOW_FILES' order; the rest keep theirs (a stable sort, the same on every worker)."""
+    tests = Path(__file__).parent
+
+    def rank(item: pytest.Item) -> int:
+        path = item.path.relative_to(tests).as_posix() if item.path.is_relative_to(tests) else ""
+        return SLOW_FILES.index(path) if path in SLOW_FILES else len(SLOW_FILES)
+
+    items.sort(key=rank)
 
 
 def _ray_running() -> bool:
