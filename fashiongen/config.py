@@ -168,8 +168,7 @@ class DesignConfig:
     category_guard: float = 2.0  # weight of log p(c | G(z, c)) under a guard classifier trained apart (0 = off)
     top_k: int = 3
     diverse_choice: float = 0.0  # λ: keep restarts by objective - λ x Φ-similarity to those kept (0 = top_k by
-    # objective). λ=2 on validation users: diversity of the kept designs 0.55 -> 0.71, no judge worse (bench/README),
-    # but not the default yet: between near-duplicate restarts the choice can flip with another batching's float noise
+    # objective); a restart within one grey level of a better one's picture is a copy, kept only when nothing else is
     trust_region: float = 0.0  # weight of (max(0, d/r - 1))^2, d = Φ(design)'s distance to the nearest real item of
     # its category, r = the trust_quantile of the real items' own nearest-neighbour distances (0 = off)
     trust_quantile: float = 0.9

@@ -77,6 +77,7 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # PIL's RGB -> "L" conversion
 MODES = ("optimise", "from_items", "amortised", "amortised+refine")
 AMORTISED = ("amortised", "amortised+refine")
 ETA_SCALES = ("absolute", "user_spread")
+COPY_TOLERANCE = 2 / 255  # one grey level of a published uint8 picture, in the generator's [-1, 1] pixels
 
 
 class EngineError(FashiongenError, ValueError):
@@ -580,34 +581,50 @@ class PreferenceEngine:
 
     def _choose(self, images: torch.Tensor, objective: torch.Tensor, k: int) -> torch.Tensor:
         """(P, k) restarts kept per pair: the top k by objective, or with design.diverse_choice = λ > 0 a greedy
-        maximal-marginal-relevance choice in Φ space: the best first, then each next restart maximises its objective
-        (in units of the pair's spread over restarts) minus λ × its largest cosine similarity to those kept, Φ taken
-        relative to the pair's mean over restarts (raw Φ of converged restarts are all alike)."""
+        maximal-marginal-relevance choice in Φ space among the pair's distinct restarts: the best first, then each
+        next restart maximises its objective (in units of the pair's spread over restarts) minus λ × its largest
+        cosine similarity to those kept, Φ taken relative to the mean of the pair's distinct restarts (raw Φ of
+        converged restarts are all alike). Copies of a better restart (`_copies`) come last, best first."""
         by_objective = torch.argsort(-objective, dim=1, stable=True)
         if self.settings.diverse_choice <= 0 or k < 2 or objective.shape[0] == 0:
             return by_objective[:, :k]
+        n_pairs, n_restarts = objective.shape
+        rows = torch.arange(n_pairs, device=objective.device)
+        position = torch.empty_like(by_objective)
+        position[rows[:, None], by_objective] = torch.arange(n_restarts, device=objective.device).expand(n_pairs, -1)
+        copies = self._copies(images.reshape(n_pairs, n_restarts, -1).float(), position)
+        distinct = (~copies).float()[..., None]
         with torch.no_grad():
             phi = self.objective.recommender.encode_images(self.objective.adapt(images)).float()
-        phi = phi.reshape(*objective.shape, -1)
-        phi = F.normalize(phi - phi.mean(dim=1, keepdim=True), dim=2)  # centred on the pair: restarts look alike
-        similarity = phi @ phi.transpose(1, 2)  # (P, R, R) cosine of the restarts' deviations from their mean
+        phi = phi.reshape(n_pairs, n_restarts, -1)
+        centre = (phi * distinct).sum(dim=1, keepdim=True) / distinct.sum(dim=1, keepdim=True)
+        phi = F.normalize(phi - centre, dim=2)  # centred on the pair's distinct restarts: restarts look alike
+        similarity = phi @ phi.transpose(1, 2)  # (P, R, R) cosine of the restarts' deviations from their centre
         spread = objective.std(dim=1, keepdim=True).clamp(min=1e-6)
         relevance = (objective - objective.mean(dim=1, keepdim=True)) / spread
-        rows = torch.arange(objective.shape[0], device=objective.device)
         kept = [by_objective[:, 0]]
         closest = similarity[rows, kept[0]]  # (P, R) largest similarity to a kept restart
         taken = torch.zeros_like(objective, dtype=torch.bool)
         taken[rows, kept[0]] = True
         for _ in range(1, k):
             gain = relevance - self.settings.diverse_choice * closest
-            # rounded: near-duplicate restarts tie and the lower index wins, so float noise from another batching
-            # never flips the choice (designs stay a function of the pair and the run date)
-            gain = torch.round(gain * 1e3).masked_fill(taken, float("-inf"))
+            # rounded: near-equal gains tie and the lower index wins, so float noise from another batching never
+            # flips the choice (designs stay a function of the pair and the run date)
+            gain = torch.round(gain * 1e3)
+            gain = torch.where(copies, -1e9 - position.float(), gain).masked_fill(taken, float("-inf"))
             pick = gain.argmax(dim=1)
             kept.append(pick)
             taken[rows, pick] = True
             closest = torch.maximum(closest, similarity[rows, pick])
         return torch.stack(kept, dim=1)
+
+    @staticmethod
+    def _copies(images: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """(P, R) whether a restart's picture is a copy of a better one's (by objective `position`): their
+        root-mean-square pixel difference is under COPY_TOLERANCE, one grey level of the published uint8 image."""
+        rms = torch.cdist(images, images) / images.shape[-1] ** 0.5  # (P, R, R) pixels in [-1, 1]
+        better = position[:, :, None] < position[:, None, :]  # [p, i, j]: restart i ranks above restart j
+        return ((rms < COPY_TOLERANCE) & better).any(dim=1)
 
     def _add_judge(self, designs: dict[str, np.ndarray], pairs: dict[str, np.ndarray], images: torch.Tensor) -> None:
         """The held-out scorer's visual score of the kept designs and of the retrieved catalogue items (never optimised)."""

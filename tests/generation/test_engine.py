@@ -599,6 +599,27 @@ def test_diverse_choice_keeps_the_best_design_and_then_alternatives():
     assert (objective[:, 0] >= objective[:, 1:].max(axis=1)).all()
 
 
+def test_diverse_choice_drops_copies_of_a_better_restart_whatever_their_float_noise():
+    """Restarts whose pictures differ by less than a grey level are one design: the choice takes the distinct ones
+    first and copies only when no distinct restart is left, and noise far below a grey level never changes it."""
+    engine = make_engine(top_k=3, diverse_choice=2.0)
+    base = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    objective = torch.tensor([[4.0, 3.9, 3.8, 1.0, 0.5]])
+    chosen = []
+    for seed in range(3):
+        noise = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(seed)) * 1e-5
+        images = torch.cat([base[:1] + noise, base[1:]])  # restarts 0-2: one picture with float noise
+        chosen.append(engine._choose(images, objective, 3).tolist())
+        assert engine._copies(images.reshape(1, 5, -1), torch.arange(5)[None]).tolist() == \
+            [[False, True, True, False, False]]
+    assert chosen[0][0][0] == 0 and not {1, 2} & set(chosen[0][0])  # the best, then two distinct alternatives
+    assert chosen[1] == chosen[0] and chosen[2] == chosen[0]
+    only_copies = torch.cat([base[:1].expand(4, -1, -1, -1), base[1:2]])
+    assert engine._choose(only_copies, objective, 3).tolist() == [[0, 4, 1]]  # copies last, best first
+    assert make_engine(top_k=3).\
+        _choose(only_copies, objective, 3).tolist() == [[0, 1, 2]]  # λ = 0: the top k by objective, copies or not
+
+
 class ShuffledOracle(FakeOracle):
     """Another truth: every taste, attribute and verdict permuted or shifted."""
 
