@@ -167,8 +167,10 @@ class DesignConfig:
     keep_norm: bool = False  # after each step, rescale every z to its starting norm (stays on the prior's shell)
     category_guard: float = 2.0  # weight of log p(c | G(z, c)) under a guard classifier trained apart (0 = off)
     top_k: int = 3
-    diverse_choice: float = 0.0  # λ: keep restarts by objective - λ x Φ-similarity to those kept (0 = top_k by
-    # objective); a restart within one grey level of a better one's picture is a copy, kept only when nothing else is
+    diverse_choice: float = 2.0  # λ: keep restarts by objective - λ x Φ-similarity to those kept (0 = top_k by
+    # objective); a restart within one grey level of a better one's picture is a copy, kept only when nothing else is.
+    # λ=2 on validation users: true-taste share of the bound 0.48 -> 0.50, FID and class consistency no worse,
+    # diversity of the kept designs 0.57-0.65 -> 0.73-0.77 (bench/README)
     trust_region: float = 0.0  # weight of (max(0, d/r - 1))^2, d = Φ(design)'s distance to the nearest real item of
     # its category, r = the trust_quantile of the real items' own nearest-neighbour distances (0 = off)
     trust_quantile: float = 0.9

@@ -135,17 +135,18 @@ def pairs(n: int = 6):
     return [make_pair_id(f"u{u}", f"c{c}") + f"#{i}" for i, (u, c) in enumerate(zip(users, cats))], users, cats
 
 
-def test_pair_is_deterministic_whatever_batch_it_lands_in():
+@pytest.mark.parametrize("diverse_choice", [0.0, 2.0])
+def test_pair_is_deterministic_whatever_batch_it_lands_in(diverse_choice):
     ids, users, cats = pairs(6)
-    whole = make_engine(batch_pairs=64).optimise(ids, users, cats, RUN_DATE)
-    split = make_engine(batch_pairs=2).optimise(ids, users, cats, RUN_DATE)
+    whole = make_engine(batch_pairs=64, diverse_choice=diverse_choice).optimise(ids, users, cats, RUN_DATE)
+    split = make_engine(batch_pairs=2, diverse_choice=diverse_choice).optimise(ids, users, cats, RUN_DATE)
     # pair 3 alone and in a different batch position
-    alone = make_engine().optimise(ids[3:4], users[3:4], cats[3:4], RUN_DATE)
+    alone = make_engine(diverse_choice=diverse_choice).optimise(ids[3:4], users[3:4], cats[3:4], RUN_DATE)
     np.testing.assert_allclose(whole.designs["latent"], split.designs["latent"], atol=1e-5)
     np.testing.assert_allclose(whole.designs["score"], split.designs["score"], atol=1e-5)
     np.testing.assert_allclose(whole.designs["latent"][9:12], alone.designs["latent"], atol=1e-5)
     assert list(whole.designs["pair_id"][9:12]) == [ids[3]] * 3
-    other_day = make_engine().optimise(ids[3:4], users[3:4], cats[3:4], "2024-05-02")
+    other_day = make_engine(diverse_choice=diverse_choice).optimise(ids[3:4], users[3:4], cats[3:4], "2024-05-02")
     assert not np.allclose(other_day.designs["latent"], alone.designs["latent"])
 
 
