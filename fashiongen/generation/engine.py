@@ -590,8 +590,7 @@ class PreferenceEngine:
             return by_objective[:, :k]
         n_pairs, n_restarts = objective.shape
         rows = torch.arange(n_pairs, device=objective.device)
-        position = torch.empty_like(by_objective)
-        position[rows[:, None], by_objective] = torch.arange(n_restarts, device=objective.device).expand(n_pairs, -1)
+        position = torch.argsort(by_objective, dim=1)  # (P, R) each restart's rank by objective
         copies = self._copies(images.reshape(n_pairs, n_restarts, -1).float(), position)
         distinct = (~copies).float()[..., None]
         with torch.no_grad():

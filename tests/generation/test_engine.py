@@ -617,8 +617,8 @@ def test_diverse_choice_drops_copies_of_a_better_restart_whatever_their_float_no
     assert chosen[1] == chosen[0] and chosen[2] == chosen[0]
     only_copies = torch.cat([base[:1].expand(4, -1, -1, -1), base[1:2]])
     assert engine._choose(only_copies, objective, 3).tolist() == [[0, 4, 1]]  # copies last, best first
-    assert make_engine(top_k=3).\
-        _choose(only_copies, objective, 3).tolist() == [[0, 1, 2]]  # λ = 0: the top k by objective, copies or not
+    by_objective = make_engine(top_k=3)._choose(only_copies, objective, 3)
+    assert by_objective.tolist() == [[0, 1, 2]]  # λ = 0: the top k by objective, copies or not
 
 
 class ShuffledOracle(FakeOracle):
