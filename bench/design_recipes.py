@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import time
 
 import numpy as np
@@ -28,7 +29,8 @@ import torch
 from fashiongen.config import PRESETS, DesignConfig, from_dict, load_config, parse_override
 from fashiongen.data.contract import load_catalogue
 from fashiongen.data.oracle import load_truth
-from fashiongen.evaluation.judges import compare, format_verdicts
+from fashiongen.evaluation import judges
+from fashiongen.evaluation.judges import format_verdicts
 from fashiongen.evaluation.realism import design_realism
 from fashiongen.generation.engine import PreferenceEngine, category_mapping
 from fashiongen.lake import layout
@@ -52,9 +54,11 @@ def recipe(text: str) -> tuple[DesignConfig, int]:
     return from_dict(DesignConfig, values), members
 
 
-def judged(result) -> dict[str, dict[str, float]]:
+def judged(result, shoppers: np.ndarray) -> dict[str, dict[str, float]]:
+    """Each judge's verdict on the result's pairs, the win share's interval resampling `shoppers` (one per pair)."""
     d, p = result.designs, result.pairs
     n, k = len(p["pair_id"]), len(d["score"]) // max(len(p["pair_id"]), 1)
+    compare = functools.partial(judges.compare, groups=shoppers)
     verdicts = {"learned scorer (climbed)": compare(p["best_score"], p["dataset_top_scores"][:, 0])}
     if "oracle_score" in d:
         verdicts["true taste (simulated)"] = compare(d["oracle_score"].reshape(n, k).max(1),
@@ -146,7 +150,7 @@ def main() -> int:
         t0 = time.perf_counter()
         result = engine.optimise(pair_ids, user_idx, cat_idx, RUN_DATE)
         seconds = time.perf_counter() - t0
-        verdicts = judged(result)
+        verdicts = judged(result, user_idx)
         realism = design_realism(result.designs["image"], result.designs["category_idx"], generator, classifier,
                                  catalogue.images, gen_cat[catalogue.item_category], list(generator.categories))
         d = realism["designs"]

@@ -100,7 +100,7 @@ def main() -> int:
             realism = design_realism(result.designs["image"], result.designs["category_idx"], generator, classifier,
                                      catalogue.images, gen_cat[catalogue.item_category], list(generator.categories))
             rows.append((label, mode, len(pairs) / seconds, float(result.pairs["best_score"].mean()),
-                         judged(result), realism))
+                         judged(result, user_idx), realism))
             print(f"{label}, {mode}: {len(pairs) / seconds:.2f} pairs/s", flush=True)
 
     print("\n| users | mode | pairs/s | x optimise | mean best score | % of optimise's | learned wins | true wins | "

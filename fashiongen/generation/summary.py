@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from fashiongen import storage
 from fashiongen.config import Config
-from fashiongen.evaluation.judges import compare, format_verdicts
+from fashiongen.evaluation.judges import compare, format_verdicts, share_interval
 from fashiongen.evaluation.realism import format_realism
 from fashiongen.lake import layout, reader
 from fashiongen.lake.paths import LakePaths
@@ -257,7 +257,7 @@ def pair_table(batches: Iterable[pa.RecordBatch]) -> pa.Table:
 
 
 def pair_lifts(pairs: pa.Table) -> dict[str, pa.Table]:
-    """Per judge present in a `pair_table`: one row per pair (pair_id, category, design, real, lift): the judge's
+    """Per judge present in a `pair_table`: one row per pair (pair_id, user_id, category, design, real, lift): the judge's
     score of its best design of the pair and of its best retrieved real item, and their difference (NaN where one is
     missing)."""
     out = {}
@@ -266,14 +266,26 @@ def pair_lifts(pairs: pa.Table) -> dict[str, pa.Table]:
             continue
         design = pairs.column(f"{design_col}_max").to_numpy(zero_copy_only=False).astype(float)
         real = pairs.column(f"{real_col}_max").to_numpy(zero_copy_only=False).astype(float)
-        out[name] = pa.table({"pair_id": pairs.column("pair_id"), "category": pairs.column("category"),
+        out[name] = pa.table({"pair_id": pairs.column("pair_id"), "user_id": pairs.column("user_id"),
+                              "category": pairs.column("category"),
                               "design": design, "real": real, "lift": design - real})
     return out
 
 
 def verdicts_of(lifts: dict[str, pa.Table]) -> dict[str, dict[str, float]]:
-    """Per judge of `pair_lifts`: its best design of each pair against its best retrieved real item."""
-    return {name: compare(t.column("design").to_numpy(), t.column("real").to_numpy()) for name, t in lifts.items()}
+    """Per judge of `pair_lifts`: its best design of each pair against its best retrieved real item, the win
+    share's interval resampling shoppers."""
+    return {name: compare(t.column("design").to_numpy(), t.column("real").to_numpy(),
+                          groups=shopper_codes(t.column("user_id"))) for name, t in lifts.items()}
+
+
+def shopper_codes(users: pa.ChunkedArray) -> np.ndarray:
+    """One integer per pair naming its shopper; a pair without one (no rank-1 row) is a shopper of its own."""
+    encoded = pc.dictionary_encode(users.combine_chunks())
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.float64)  # NaN where the user is missing
+    missing = np.isnan(codes)
+    codes[missing] = len(encoded.dictionary) + np.arange(missing.sum())
+    return codes.astype(np.int64)
 
 
 def judge_verdicts(batches: Iterable[pa.RecordBatch]) -> dict[str, dict[str, float]]:
@@ -341,21 +353,26 @@ def bound_on_pairs(catalogue_uri: str, pairs: pa.Table, lifts: dict[str, pa.Tabl
     bound_retrieved = float(verdicts[on_retrieved]["beats_retrieved"].mean())
     bound_best = float(verdicts[on_best]["beats_best"].mean())
     run_retrieved, run_best = float((retrieved_lift[keep] > 0).mean()), float((best_lift[keep] > 0).mean())
-    return {"pairs": float(keep.sum()), "estimator": estimator,
+    low, high = share_interval(retrieved_lift[keep] > 0, user_idx, verdicts[on_retrieved]["beats_retrieved"])
+    return {"pairs": float(keep.sum()), "estimator": estimator, "shoppers": float(len(np.unique(user_idx))),
             "bound vs best retrieved": bound_retrieved, "bound vs truly best": bound_best,
             "run vs best retrieved": run_retrieved, "run vs truly best": run_best,
             "share of the bound": run_retrieved / bound_retrieved if bound_retrieved else math.nan,
+            "share of the bound, low": low, "share of the bound, high": high,
             "share of the bound, truly best": run_best / bound_best if bound_best else math.nan}
 
 
 def format_bound(bound: dict) -> str:
     """One line: the run's true-taste wins against what a perfect Φ and a perfect generator reach on its pairs."""
     b = bound
-    return (f"design bound on these {b['pairs']:.0f} pairs (a perfect Φ and a perfect generator, {b['estimator']} "
-            f"estimate of the shopper's ideal): {b['bound vs best retrieved']:.1%} beat the best retrieved real item, "
-            f"{b['bound vs truly best']:.1%} the truly best; this run {b['run vs best retrieved']:.1%} and "
-            f"{b['run vs truly best']:.1%}, {b['share of the bound']:.2f} and {b['share of the bound, truly best']:.2f} "
-            f"of the bound")
+    low, high = b.get("share of the bound, low", math.nan), b.get("share of the bound, high", math.nan)
+    interval = f" [{low:.2f}, {high:.2f}]" if math.isfinite(low) and math.isfinite(high) else ""
+    shoppers = f" of {b['shoppers']:.0f} shoppers" if "shoppers" in b else ""
+    return (f"design bound on these {b['pairs']:.0f} pairs{shoppers} (a perfect Φ and a perfect generator, "
+            f"{b['estimator']} estimate of the shopper's ideal): {b['bound vs best retrieved']:.1%} beat the best "
+            f"retrieved real item, {b['bound vs truly best']:.1%} the truly best; this run "
+            f"{b['run vs best retrieved']:.1%} and {b['run vs truly best']:.1%}, {b['share of the bound']:.2f}{interval} "
+            f"and {b['share of the bound, truly best']:.2f} of the bound")
 
 
 def run_realism(cfg: Config, run_date: str) -> dict:

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from fashiongen import storage
 from fashiongen.config import Config
 from fashiongen.errors import FashiongenError
+from fashiongen.evaluation.judges import INTERVAL_HEADER, format_interval
 from fashiongen.evaluation.recommender_eval import METRICS, auc_cell
 from fashiongen.generation.summary import (JUDGES, SUMMARY_COLUMNS, RunSummary, format_bound, format_composition,
                                           judge_verdicts, load_summary, pair_lifts, pair_table, save_summary,
@@ -113,10 +114,11 @@ def _summary_section(summary: RunSummary, record: dict, timings: dict[str, float
 def _judges_section(summary: RunSummary) -> str:
     if not summary.verdicts:
         return '<p class="note">No pair was judged.</p>'
-    rows = [[name, _num(v.get("pairs"), ".0f"), _num(v.get("win_share"), ".1%"), _num(v.get("mean_lift"), "+.3f"),
+    rows = [[name, _num(v.get("pairs"), ".0f"), _num(v.get("win_share"), ".1%"), format_interval(v),
+             _num(v.get("mean_lift"), "+.3f"),
              _num(v.get("median_lift"), "+.3f"), _num(v.get("relative_lift"), "+.1%"), _num(v.get("p_sign"), ".2g"),
              _num(v.get("p_permutation"), ".2g")] for name, v in summary.verdicts.items() if v]
-    table = _table(["judge", "pairs", "design wins", "mean lift", "median lift", "lift / best real", "p (sign)",
+    table = _table(["judge", "pairs", "design wins", INTERVAL_HEADER, "mean lift", "median lift", "lift / best real", "p (sign)",
                     "p (perm.)"], rows)
     made_of = f'<p>{escape(format_composition(summary.composition))}.</p>' if summary.composition else ""
     bound = f'<p>{escape(format_bound(summary.bound))}.</p>' if summary.bound else ""

@@ -251,6 +251,7 @@ def test_three_judges_realism_and_redesign_from_items_in_the_job(ray_local, tmp_
     for verdict in summary.verdicts.values():
         assert verdict["pairs"] == summary.pairs_done and 0 <= verdict["win_share"] <= 1
         assert 0 < verdict["p_sign"] <= 1 and 0 < verdict["p_permutation"] <= 1
+        assert verdict["win_low"] <= verdict["win_share"] <= verdict["win_high"]  # resampling the run's shoppers
     assert summary.realism["designs"]["n_fake"] == 40 and summary.realism["plain"]["n_fake"] == 40
     assert np.isfinite(summary.realism["fid_ratio"])
     text = summary.to_markdown()
@@ -259,6 +260,9 @@ def test_three_judges_realism_and_redesign_from_items_in_the_job(ray_local, tmp_
     assert bound["pairs"] == truth["pairs"] and bound["run vs best retrieved"] == pytest.approx(truth["win_share"])
     assert 0 <= bound["bound vs truly best"] <= bound["bound vs best retrieved"] <= 1
     assert bound["share of the bound"] == pytest.approx(truth["win_share"] / bound["bound vs best retrieved"])
+    assert bound["share of the bound, low"] <= bound["share of the bound"] <= bound["share of the bound, high"]
+    assert bound["shoppers"] == len(set(reader.read_run(cfg.lake_uri, cfg.run_date, columns=["user_id"])
+                                        .column("user_id").to_pylist()))
     assert f"design bound on these {summary.pairs_done} pairs" in text
     table = reader.read_run(cfg.lake_uri, cfg.run_date)
     assert table.column("judge_score").null_count == 0 and table.column("dataset_judge_scores").null_count == 0

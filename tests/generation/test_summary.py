@@ -4,7 +4,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from fashiongen.generation.summary import JUDGES, composition_of, judge_verdicts, pair_table
+from fashiongen.generation.summary import JUDGES, composition_of, judge_verdicts, pair_table, shopper_codes
 from fashiongen.lake.layout import DESIGNS_SCHEMA, make_pair_id
 
 
@@ -104,3 +104,8 @@ def test_saved_summary_keeps_the_judges_in_the_consoles_order():
     verdicts = {name: {"pairs": 1.0} for name in JUDGES}
     back = RunSummary.from_json(RunSummary(run_date="d", action="start", run_uri="u", verdicts=verdicts).to_json())
     assert list(back.verdicts) == list(JUDGES)
+
+
+def test_shopper_codes_group_a_shoppers_pairs_and_keep_a_pair_without_one_apart():
+    codes = shopper_codes(pa.chunked_array([["u1", None, "u2"], ["u1", None]]))  # chunks may encode apart: combined
+    assert codes[0] == codes[3] and len({codes[0], codes[1], codes[2], codes[4]}) == 4

@@ -70,7 +70,8 @@ def test_the_report_says_the_run_summarys_numbers(storage_root, tmp_path):
     for name, v in summary.verdicts.items():  # the judges' table row, as the console prints it
         row = re.search(rf"<td>{re.escape(name)}</td>(.*?)</tr>", html).group(1)
         cells = re.findall(r">([^<]*)</td>", row)
-        assert cells[:3] == [f"{v['pairs']:.0f}", f"{v['win_share']:.1%}", f"{v['mean_lift']:+.3f}"]
+        assert cells[:4] == [f"{v['pairs']:.0f}", f"{v['win_share']:.1%}",
+                             f"[{v['win_low']:.1%}, {v['win_high']:.1%}]", f"{v['mean_lift']:+.3f}"]
     assert f"<td>pairs designed</td><td>{summary.pairs_done}</td>" in html
     assert "dvbpr-judge" in html and "optimise" in html  # the manifest's properties
     assert html.count('<span class="tile design">') == 3 * 2 * 2  # 3 users x 2 categories x top-2 designs
