@@ -275,8 +275,11 @@ def pair_lifts(pairs: pa.Table) -> dict[str, pa.Table]:
 def verdicts_of(lifts: dict[str, pa.Table]) -> dict[str, dict[str, float]]:
     """Per judge of `pair_lifts`: its best design of each pair against its best retrieved real item, the win
     share's interval resampling shoppers."""
-    return {name: compare(t.column("design").to_numpy(), t.column("real").to_numpy(),
-                          groups=shopper_codes(t.column("user_id"))) for name, t in lifts.items()}
+    if not lifts:
+        return {}
+    shoppers = shopper_codes(next(iter(lifts.values())).column("user_id"))  # every judge's table has the same pairs
+    return {name: compare(t.column("design").to_numpy(), t.column("real").to_numpy(), groups=shoppers)
+            for name, t in lifts.items()}
 
 
 def shopper_codes(users: pa.ChunkedArray) -> np.ndarray:
