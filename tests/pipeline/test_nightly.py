@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import pyarrow as pa
@@ -65,6 +66,7 @@ def ray_head():
     # 107 bytes, and the head's dashboard then dies at start ("Module MetricsHead failed to start").
     temp_dir = Path(tempfile.mkdtemp(prefix="fg-ray-"))
     dashboard = _free_port()
+    agent_ports = {name: _free_port() for name in AGENT_PORTS}
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "RAY_DATA_DISABLE_PROGRESS_BARS": "1", "OMP_NUM_THREADS": "1"}
     env.pop("RAY_ADDRESS", None)
@@ -75,20 +77,11 @@ def ray_head():
                              "--disable-usage-stats",
                              # the agents' default ports are taken by the session's shared Ray (conftest's
                              # ray_local): on them this head's job agent never comes up ("No available agent")
-                             *(f"--{name}={_free_port()}" for name in AGENT_PORTS)], env=env, stdout=log,
+                             *(f"--{name}={port}" for name, port in agent_ports.items())], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     address = f"http://127.0.0.1:{dashboard}"
     try:
-        deadline = time.monotonic() + 300
-        while True:  # the job agent registers a while after the head answers: ready when a no-op job runs
-            assert head.poll() is None, \
-                f"`ray start --head` exited with {head.returncode}: {(temp_dir / 'ray-start.log').read_text()[-2000:]}"
-            probe = subprocess.run([ray_bin, "job", "submit", "--address", address, "--", "python", "-c", "pass"],
-                                   env=env, capture_output=True, text=True, timeout=120)
-            if probe.returncode == 0:
-                break
-            assert time.monotonic() < deadline, f"the head's job agent never came up: {probe.stderr[-2000:]}"
-            time.sleep(2)
+        _wait_for_agent(head, agent_ports["dashboard-agent-listen-port"], temp_dir / "ray-start.log")
         yield ray_bin, address, env
     finally:
         try:
@@ -101,6 +94,23 @@ def ray_head():
             head.wait()
         log.close()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _wait_for_agent(head: subprocess.Popen, agent_port: int, log: Path) -> None:
+    """Return once the head node's dashboard agent (the job agent) answers its health check, which it serves from
+    just before it registers its address with GCS; the job head waits for that registration on every submit.
+    A failed start ends this wait: the agent shares fate with the raylet, and so with `ray start --block`."""
+    health = f"http://127.0.0.1:{agent_port}/api/healthz"
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 never through a proxy
+    while True:
+        assert head.poll() is None, f"`ray start --head` exited with {head.returncode}: {log.read_text()[-2000:]}"
+        try:
+            with direct.open(health, timeout=10) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:  # not listening yet (refused), or up with raylet/GCS not healthy yet (HTTP 503)
+            pass
+        time.sleep(0.5)
 
 
 def _submit(ray_head, submission_id: str, *args: str) -> subprocess.CompletedProcess:
