@@ -83,16 +83,16 @@ def s3_server():
 
 @pytest.fixture(scope="session")
 def ray_local(s3_server):
-    """One local Ray for the whole session, one per pytest-xdist worker (4 logical CPUs so 2 train workers +
-    controller fit on 2 cores): each start costs ~10 s and its worker processes re-import torch, so the tests that
-    need a cluster share it, as jobs share a long-lived cluster. The paths a too-large pool could hide a hang in run on a real 2-CPU Ray of their own:
-    the crash/resume test (ray.init(num_cpus=2)), the nightly jobs (`ray start --num-cpus=2`) and the demo
-    (this machine's 2 cores); they start it in another process and stop only that one. Its workers get the moto
-    server's AWS_* variables, as a cluster's nodes get their credentials."""
+    """One local Ray for the whole session, one per pytest-xdist worker, with this machine's 2 CPUs (2 train workers
+    of 1 CPU each; Ray Train's controller takes none), so a pool larger than the machine cannot hide a hang: each
+    start costs ~10 s and its worker processes re-import torch, so the tests that need a cluster share it, as jobs
+    share a long-lived cluster. The crash/resume test (ray.init(num_cpus=2)), the nightly jobs (`ray start
+    --num-cpus=2`) and the demo start a Ray of their own in another process and stop only that one. Its workers get
+    the moto server's AWS_* variables, as a cluster's nodes get their credentials."""
     import ray
 
     env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", **env}})
     yield ray
     ray.shutdown()

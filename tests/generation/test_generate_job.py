@@ -333,7 +333,8 @@ def test_amortised_modes_design_with_the_trained_designer_and_record_it(ray_loca
     assert reader.run_info(lake, "2026-11-26")["properties"]["designer_version"] == version
 
     # A pair's designs are a function of (pair_id, run_date, designer version): recomputed with other batching and
-    # blocks, they are the same designs.
+    # blocks, they are the same designs, up to float summation order (other batch shapes; the refine step carries
+    # it: 1 latent of 1280 once differed by 1.8e-5), far below a design's resolution.
     def designs() -> pa.Table:
         return reader.read_run(lake, "2026-11-26", columns=["pair_id", "rank", "latent", "score"]).sort_by(
             [("pair_id", "ascending"), ("rank", "ascending")])
@@ -345,8 +346,8 @@ def test_amortised_modes_design_with_the_trained_designer_and_record_it(ray_loca
     again = designs()
     assert again.column("pair_id").equals(first.column("pair_id"))
     np.testing.assert_allclose(np.stack(again.column("latent").to_numpy(zero_copy_only=False)),
-                               np.stack(first.column("latent").to_numpy(zero_copy_only=False)), atol=1e-5)
-    np.testing.assert_allclose(again.column("score").to_numpy(), first.column("score").to_numpy(), atol=1e-5)
+                               np.stack(first.column("latent").to_numpy(zero_copy_only=False)), atol=1e-4)
+    np.testing.assert_allclose(again.column("score").to_numpy(), first.column("score").to_numpy(), atol=1e-4)
 
     other = tmp_path / "other-gan.pt"  # a designer for another generator is refused before any design
     ConditionalGAN("small", 8, models["categories"], (1, 28, 28)).save(str(other))
