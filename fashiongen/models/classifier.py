@@ -19,12 +19,14 @@ from fashiongen.models.contract import CheckpointError
 
 
 class CategoryClassifier(nn.Module):
-    """Three conv blocks -> global average pool -> `feature_dim` features -> category logits."""
+    """Three conv blocks of `width`, 2x and 4x channels -> global average pool -> `feature_dim` features -> category
+    logits. Its cost goes with width squared (the design guard's forward and backward run at every search step)."""
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: int, feature_dim: int = 128):
+    def __init__(self, in_channels: int, num_classes: int, image_size: int, feature_dim: int = 128,
+                 width: int = 32):
         super().__init__()
         self.config = {"in_channels": in_channels, "num_classes": num_classes, "image_size": image_size,
-                       "feature_dim": feature_dim}
+                       "feature_dim": feature_dim, "width": width}
         self.meta: dict = {}  # what it was trained on (save_classifier's meta)
 
         def block(cin: int, cout: int) -> nn.Sequential:
@@ -32,9 +34,9 @@ class CategoryClassifier(nn.Module):
                                  nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
                                  nn.MaxPool2d(2))
 
-        self.body = nn.Sequential(block(in_channels, 32), block(32, 64), block(64, 128),
+        self.body = nn.Sequential(block(in_channels, width), block(width, 2 * width), block(2 * width, 4 * width),
                                   nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                  nn.Linear(128, feature_dim), nn.ReLU(inplace=True))
+                                  nn.Linear(4 * width, feature_dim), nn.ReLU(inplace=True))
         self.head = nn.Linear(feature_dim, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -58,12 +60,12 @@ class CategoryClassifier(nn.Module):
 
 
 def train_classifier(images: np.ndarray, labels: np.ndarray, epochs: int = 2, batch_size: int = 256,
-                     seed: int = 0, device: str = "cpu", lr: float = 2e-3) -> CategoryClassifier:
+                     seed: int = 0, device: str = "cpu", lr: float = 2e-3, width: int = 32) -> CategoryClassifier:
     """Fit on uint8 NHWC images and integer labels with Adam + cross-entropy; returns the model in eval mode."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     n, h, _, c = images.shape
-    model = CategoryClassifier(c, int(labels.max()) + 1, h).to(device)
+    model = CategoryClassifier(c, int(labels.max()) + 1, h, width=width).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     y_all = torch.as_tensor(labels, dtype=torch.long)
     model.train()
