@@ -52,7 +52,12 @@ def ensure_classifier(cfg: Config, catalogue: Catalogue | None = None, role: str
     current = _current(uri, meta, role)
     if current is not None:
         return current
-    catalogue = catalogue if catalogue is not None else load_catalogue(cfg.data.catalogue_uri)
+    return _train(cfg, catalogue if catalogue is not None else load_catalogue(cfg.data.catalogue_uri), role)
+
+
+def _train(cfg: Config, catalogue: Catalogue, role: str) -> CategoryClassifier:
+    """A fresh `role` classifier by its recipe, written to LakePaths.classifier_model(role)."""
+    uri, meta = LakePaths.of(cfg).classifier_model(role), catalogue.meta
     started = time.perf_counter()
     model = train_classifier(catalogue.images, catalogue.item_category, epochs=RECIPE[role]["epochs"],
                              seed=cfg.simulation.seed + SEED_OFFSET[role], width=RECIPE[role]["width"])
@@ -70,5 +75,5 @@ def train_classifiers(cfg: Config, catalogue: Catalogue | None = None) -> dict[s
     if stale and catalogue is None:
         catalogue = load_catalogue(cfg.data.catalogue_uri)
     for role in stale:
-        ensure_classifier(cfg, catalogue, role)
+        _train(cfg, catalogue, role)
     return uris

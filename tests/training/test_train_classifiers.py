@@ -37,6 +37,7 @@ def test_trains_both_roles_once_per_catalogue_and_again_when_it_changes(tmp_path
 
 
 def test_each_role_has_its_recipe_and_a_guard_of_another_recipe_is_retrained(tmp_path, shared_catalogue):
+    from fashiongen.data.contract import load_catalogue
     from fashiongen.models.classifier import load_classifier, save_classifier, train_classifier
     from fashiongen.training.classifier import RECIPE
 
@@ -50,19 +51,13 @@ def test_each_role_has_its_recipe_and_a_guard_of_another_recipe_is_retrained(tmp
     assert RECIPE["guard"]["width"] < RECIPE["judge"]["width"]  # the guard runs at every search step
 
     # a lake from before the recipes: both classifiers 32 wide, 3 epochs, no epochs in their meta
-    images, labels = _images_and_labels(catalogue)
+    items = load_catalogue(catalogue)
     for role in CLASSIFIER_ROLES:
-        save_classifier(train_classifier(images, labels, epochs=1, seed=0), paths.classifier_model(role),
-                        meta=trained_on(read_meta(catalogue)))
+        save_classifier(train_classifier(items.images, items.item_category, epochs=1, seed=0),
+                        paths.classifier_model(role), meta=trained_on(read_meta(catalogue)))
     judge_bytes = storage.read_bytes(paths.classifier_model("judge"))
     assert main(["train-classifiers", *args]) == 0
     again = load_classifier(paths.classifier_model("guard"))
     assert again.config["width"] == RECIPE["guard"]["width"] and again.meta["epochs"] == RECIPE["guard"]["epochs"]
     assert storage.read_bytes(paths.classifier_model("judge")) == judge_bytes  # the judge's recipe: kept
 
-
-def _images_and_labels(catalogue_uri: str):
-    from fashiongen.data.contract import load_catalogue
-
-    catalogue = load_catalogue(catalogue_uri)
-    return catalogue.images, catalogue.item_category
